@@ -1,0 +1,1 @@
+"""One module per model family; each reads top to bottom next to its paper."""

@@ -1,0 +1,68 @@
+"""The course's results table: ``figures/results.json`` and its readable twin ``RESULTS.md``.
+
+Each lecture (and each benchmark) records named metrics with :func:`record`;
+every entry notes the dataset, the mode (full/quick) and the device it was
+measured on. Quick mode writes to a private temp folder, like figures.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from dgsp.core import by_mode, device, output_dir
+
+
+def results_path() -> Path:
+    """``figures/results.json`` in full mode (a temp folder in quick mode)."""
+    return output_dir("figures") / "results.json"
+
+
+def load() -> dict:
+    """All recorded entries, keyed by section (e.g. ``"01_autoencoders_pca"``)."""
+    path = results_path()
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def record(section: str, metrics: dict[str, float], *, dataset: str, notes: str = "") -> dict:
+    """Store ``metrics`` under ``section`` (replacing an older entry) and rewrite RESULTS.md."""
+    bad = {k: v for k, v in metrics.items() if not isinstance(v, (int, float))}
+    if bad:
+        raise ValueError(f"metrics must be numbers; not numbers: {bad}")
+    entry = {
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "dataset": dataset,
+        "mode": by_mode("full", "quick"),
+        "device": str(device()) + ("" if device().type != "cpu" else f" ({os.cpu_count()} cores, {platform.machine()})"),
+        "date": time.strftime("%Y-%m-%d"),
+        "notes": notes,
+    }
+    table = load()
+    table[section] = entry
+    path = results_path()
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(dict(sorted(table.items())), indent=2) + "\n")
+    os.replace(tmp, path)
+    write_markdown(table)
+    return entry
+
+
+def write_markdown(table: dict | None = None) -> Path:
+    """Render the results table as ``RESULTS.md`` beside ``results.json``."""
+    table = load() if table is None else table
+    lines = ["# Results", "",
+             "Written by `make course` (notebooks) and `make bench` (benchmarks); do not edit by hand.", ""]
+    for section, entry in sorted(table.items()):
+        lines += [f"## {section}", "",
+                  f"dataset: {entry['dataset']} | mode: {entry['mode']} | device: {entry['device']} | "
+                  f"date: {entry['date']}", ""]
+        if entry.get("notes"):
+            lines += [entry["notes"], ""]
+        lines += ["| metric | value |", "| --- | ---: |"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in entry["metrics"].items()]
+        lines.append("")
+    path = results_path().with_name("RESULTS.md")
+    path.write_text("\n".join(lines))
+    return path
