@@ -165,6 +165,16 @@ def digits(split: str = "train", n: int | None = None, device=None) -> tuple[tor
     return _subsample(x, y, n)
 
 
+def resolve(name: str) -> str:
+    """The dataset :func:`load` will really serve for ``name``: ``"mnist"`` becomes ``"mnist5k"``
+    when full MNIST is neither on disk nor downloadable. Record this name next to results."""
+    if name not in IMAGE_DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(IMAGE_DATASETS)}")
+    if name == "mnist" and (_find_mnist() or _try_download()) is None:
+        return "mnist5k"
+    return name
+
+
 IMAGE_DATASETS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
     "mnist": mnist, "mnist5k": mnist5k, "digits": digits,
 }

@@ -173,7 +173,8 @@ def fit(model: Model, data: torch.Tensor | Sequence[torch.Tensor], *, epochs: in
     by ``(seed, epoch)``. After every ``eval_every`` epochs each callback
     ``cb(model, epoch)`` may return extra metrics to log (e.g. a test loss).
 
-    With ``checkpoint="name"`` the run is saved after every epoch and on Ctrl-C.
+    With ``checkpoint="name"`` the run is saved after every epoch (Ctrl-C returns the model
+    trained so far and leaves the last epoch's checkpoint to resume from).
     If a checkpoint with the same config exists it is resumed, or, when finished
     and ``cache=True``, simply loaded (no training). Quick mode keeps its
     checkpoints in a private temp folder, so it never reuses a full-mode run.
@@ -235,9 +236,10 @@ def fit(model: Model, data: torch.Tensor | Sequence[torch.Tensor], *, epochs: in
             if path is not None:
                 save_checkpoint(path, model, epoch=epoch + 1, config=config, finished=epoch + 1 == epochs)
     except KeyboardInterrupt:
-        print(f"dgsp: interrupted at step {step} (epoch {epoch + 1}); returning the model trained so far")
-        if path is not None:
-            save_checkpoint(path, model, epoch=epoch, config=config, finished=False)
+        # The checkpoint on disk (end of the last complete epoch) stays as it is: resuming from a
+        # half-finished epoch would replay some batches, so the saved state is always an epoch boundary.
+        kept = f"; checkpoint {path} holds the end of epoch {epoch}" if path is not None and path.exists() else ""
+        print(f"dgsp: interrupted at step {step} (epoch {epoch + 1}); returning the model trained so far{kept}")
     model.eval()
     return model.history
 

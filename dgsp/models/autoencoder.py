@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dgsp.nets import MLP, ConvDecoder, ConvEncoder, check_shape
+from dgsp.nets import MLP, ConvDecoder, ConvEncoder, activation, check_shape
 from dgsp.train import Model
 
 
@@ -123,7 +123,8 @@ class Autoencoder(Model):
     """x -> z = f(x) -> x_hat = g(z), trained on L(x, g(f(x_tilde))) + l1 * ||z||_1.
 
     arch: ``linear`` (one linear map each way; PCA's subspace at the optimum),
-          ``mlp`` or ``conv`` (deep encoder and decoder from :mod:`dgsp.nets`).
+          ``mlp`` or ``conv`` (deep encoder and decoder from :mod:`dgsp.nets`; ``channels`` sets the conv width).
+    code_act: an activation on the code (``"relu"`` gives non-negative codes for sparse models).
     l1 > 0 gives a sparse AE; ``k_sparse`` keeps only the k largest code units;
     ``noise`` > 0 trains a denoising AE on inputs corrupted by :func:`corrupt`.
     ``lr_decay`` < 1 multiplies the learning rate by that factor after every epoch.
@@ -132,9 +133,9 @@ class Autoencoder(Model):
     def __init__(self, code_dim: int = 32, arch: str = "mlp", hidden: tuple[int, ...] = (512, 256),
                  loss: str = "mse", l1: float = 0.0, k_sparse: int | None = None, noise: float = 0.0,
                  noise_kind: str = "gaussian", code_act: str | None = None, lr: float = 1e-3,
-                 lr_decay: float = 1.0, image_shape: tuple[int, int, int] = (1, 28, 28)):
+                 lr_decay: float = 1.0, channels: int = 32, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__(code_dim=code_dim, arch=arch, hidden=list(hidden), loss=loss, l1=l1, k_sparse=k_sparse,
-                         noise=noise, noise_kind=noise_kind, code_act=code_act, lr=lr, lr_decay=lr_decay, image_shape=list(image_shape))
+                         noise=noise, noise_kind=noise_kind, code_act=code_act, lr=lr, lr_decay=lr_decay, channels=channels, image_shape=list(image_shape))
         if loss not in ("mse", "bce"):
             raise ValueError(f"unknown loss {loss!r}; choose 'mse' or 'bce'")
         self.image_shape = tuple(image_shape)
@@ -150,9 +151,8 @@ class Autoencoder(Model):
         elif arch == "conv":
             if self.image_shape != (1, 28, 28):
                 raise ValueError("the conv autoencoder is built for (1, 28, 28) images")
-            self.encoder = nn.Sequential(ConvEncoder(code_dim, norm=None), nn.Identity() if code_act is None
-                                         else MLP(code_dim, [], code_dim, out_act=code_act).net[-1])
-            self.decoder = ConvDecoder(code_dim, out_act=out_act)
+            self.encoder = nn.Sequential(ConvEncoder(code_dim, channels=channels, norm=None), activation(code_act))
+            self.decoder = ConvDecoder(code_dim, channels=channels, out_act=out_act)
         else:
             raise ValueError(f"unknown arch {arch!r}; choose 'linear', 'mlp' or 'conv'")
         self.optimizers = {"ae": torch.optim.Adam(self.parameters(), lr=lr)}

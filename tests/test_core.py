@@ -1,0 +1,58 @@
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dgsp
+
+
+def test_device_default_and_override(monkeypatch):
+    monkeypatch.delenv("DGSP_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    assert dgsp.device().type == expected
+    monkeypatch.setenv("DGSP_DEVICE", "cpu")
+    assert dgsp.device() == torch.device("cpu")
+
+
+def test_device_bad_override(monkeypatch):
+    monkeypatch.setenv("DGSP_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="DGSP_DEVICE"):
+        dgsp.device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("DGSP_DEVICE", "cuda")
+        with pytest.raises(ValueError, match="not available"):
+            dgsp.device()
+
+
+def test_seed_everything_is_deterministic():
+    dgsp.seed_everything(3)
+    a = (random.random(), np.random.rand(), torch.rand(3))
+    g = dgsp.seed_everything(3)
+    b = (random.random(), np.random.rand(), torch.rand(3))
+    assert a[0] == b[0] and a[1] == b[1] and torch.equal(a[2], b[2])
+    assert torch.equal(torch.rand(2, generator=g), torch.rand(2, generator=torch.Generator().manual_seed(3)))
+
+
+@pytest.mark.parametrize("value,quick", [("1", True), ("true", True), ("YES", True), ("0", False), ("", False)])
+def test_quick_mode_switch(monkeypatch, value, quick):
+    monkeypatch.setenv("DGSP_QUICK", value)
+    assert dgsp.is_quick() is quick
+    assert dgsp.by_mode(full="big", quick="small") == ("small" if quick else "big")
+
+
+def test_outputs_go_to_temp_in_quick_mode(monkeypatch, tmp_path):
+    monkeypatch.setenv("DGSP_HOME", str(tmp_path))
+    monkeypatch.setenv("DGSP_QUICK", "1")
+    quick_dir = dgsp.output_dir("figures")
+    assert tmp_path not in quick_dir.parents
+    monkeypatch.setenv("DGSP_QUICK", "0")
+    assert dgsp.output_dir("figures") == tmp_path / "figures"
+
+
+def test_project_dir_finds_pyproject(monkeypatch):
+    monkeypatch.delenv("DGSP_HOME", raising=False)
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root / "notebooks")
+    assert dgsp.project_dir() == root

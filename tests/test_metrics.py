@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+import torch
+
+from dgsp import metrics
+
+
+def test_reconstruction_errors():
+    x = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+    x_hat = torch.tensor([[0.5, 1.0], [1.0, 0.0]])
+    assert metrics.reconstruction_mse(x, x_hat) == pytest.approx((0.25 + 1.0) / 2)
+    p = torch.full((2, 2), 0.5)
+    assert metrics.reconstruction_bce(x, p) == pytest.approx(2 * np.log(2), rel=1e-4)
+    with pytest.raises(ValueError, match="shape"):
+        metrics.reconstruction_mse(x, x_hat[:1])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        metrics.reconstruction_bce(x * 3, p)
+
+
+def test_principal_angles():
+    e = torch.eye(3)
+    assert np.allclose(metrics.principal_angles(e[:, :2], e[:, :2]), 0, atol=1e-6)
+    assert np.allclose(metrics.principal_angles(e[:, :1], e[:, 1:2]), 90)
+    t = np.radians(30)
+    rotated = torch.tensor([[np.cos(t)], [np.sin(t)], [0.0]])
+    assert metrics.principal_angles(e[:, :1], rotated) == pytest.approx([30.0])
+    # a basis change inside the subspace does not matter
+    mixed = e[:, :2] @ torch.tensor([[2.0, 1.0], [0.5, -3.0]])
+    assert np.allclose(metrics.principal_angles(e[:, :2], mixed), 0, atol=1e-6)
+    with pytest.raises(ValueError, match="same d"):
+        metrics.principal_angles(torch.zeros(3, 2), torch.zeros(4, 2))
+
+
+def test_map_batches_and_knn():
+    x = torch.arange(10.0).view(-1, 1)
+    assert torch.equal(metrics.map_batches(lambda b: 2 * b, x, batch_size=3), 2 * x)
+    feats = torch.cat([torch.randn(50, 2) - 5, torch.randn(50, 2) + 5])
+    labels = torch.cat([torch.zeros(50), torch.ones(50)]).long()
+    assert metrics.knn_accuracy(feats, labels, feats + 0.01, labels) == 1.0
