@@ -5,11 +5,16 @@ so a PCA error is directly comparable with a sum of eigenvalues.
 """
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from dgsp.nets import check_shape
+from dgsp.train import Model, fit
 
 
 @torch.no_grad()
@@ -60,3 +65,173 @@ def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_
     clf = KNeighborsClassifier(n_neighbors=k)
     clf.fit(train_features.detach().cpu().numpy(), train_labels.detach().cpu().numpy())
     return float(clf.score(test_features.detach().cpu().numpy(), test_labels.detach().cpu().numpy()))
+
+
+# ============================================================================= lecture 3: GAN and WGAN
+# Sample-based two-sample distances (MMD, Fréchet distance), mode coverage on 2-D mixtures, and a
+# small MNIST classifier whose features and predictions score generated digits.
+def _as_2d(x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    x = torch.as_tensor(x) if not isinstance(x, torch.Tensor) else x
+    return x.detach().flatten(1).double().cpu() if x.dim() > 1 else x.detach().double().cpu()[:, None]
+
+
+def median_bandwidth(x: torch.Tensor, y: torch.Tensor, max_points: int = 2000) -> float:
+    """The median heuristic: sigma = median pairwise distance in the pooled sample (Gretton et al. 2012, Sec. 8)."""
+    z = torch.cat([_as_2d(x), _as_2d(y)])[:max_points]
+    d = torch.cdist(z, z)
+    return float(d[torch.triu(torch.ones_like(d, dtype=torch.bool), diagonal=1)].median())
+
+
+def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidth: float | str = "median") -> float:
+    """Unbiased estimate of the squared maximum mean discrepancy with a Gaussian kernel
+    k(a, b) = exp(-||a - b||^2 / (2 sigma^2)) (Gretton et al. 2012, eq. 3 / Lemma 6):
+
+        MMD_u^2 = 1/(m(m-1)) sum_{i!=j} k(x_i, x_j) + 1/(n(n-1)) sum_{i!=j} k(y_i, y_j) - 2/(mn) sum_{i,j} k(x_i, y_j).
+
+    Its expectation is 0 when x and y come from the same distribution (so it can be slightly
+    negative), and positive otherwise. ``bandwidth="median"`` uses :func:`median_bandwidth`.
+    """
+    x, y = _as_2d(x), _as_2d(y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"samples must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
+    m, n = len(x), len(y)
+    if m < 2 or n < 2:
+        raise ValueError("mmd2 needs at least two points in each sample")
+    sigma = median_bandwidth(x, y) if bandwidth == "median" else float(bandwidth)
+    if not sigma > 0:
+        raise ValueError(f"bandwidth must be positive, got {sigma}")
+
+    def k(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-torch.cdist(a, b) ** 2 / (2 * sigma**2))
+
+    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+    return float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
+                 + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1)) - 2 * kxy.mean())
+
+
+def mode_coverage(samples: torch.Tensor, modes: torch.Tensor, std: float, n_std: float = 3.0,
+                  min_count: int | None = None) -> dict[str, float]:
+    """Mode coverage of samples from a Gaussian-mixture target (Srivastava et al. 2017, VEEGAN, Sec. 5.1).
+
+    A sample is *high quality* when it lies within ``n_std`` standard deviations (default 3) of its
+    nearest mode. A mode is *covered* when at least ``min_count`` high-quality samples fall on it;
+    the default is 10% of the count a perfect generator would put there, ceil(0.1 n / K), so that a
+    handful of stray points does not count as capturing a mode. Returns ``modes_covered``,
+    ``n_modes``, ``high_quality`` (share of high-quality samples) and ``min_count``.
+    """
+    samples = torch.as_tensor(samples).detach().double().cpu()
+    modes = torch.as_tensor(modes).detach().double().cpu()
+    if samples.dim() != 2 or modes.dim() != 2 or samples.shape[1] != modes.shape[1]:
+        raise ValueError(f"samples (N, d) and modes (K, d) must share d, got {tuple(samples.shape)} and {tuple(modes.shape)}")
+    n, k = len(samples), len(modes)
+    threshold = math.ceil(0.1 * n / k) if min_count is None else int(min_count)
+    dist, nearest = torch.cdist(samples, modes).min(dim=1)
+    good = dist <= n_std * std
+    counts = torch.bincount(nearest[good], minlength=k)
+    return {"modes_covered": int((counts >= max(threshold, 1)).sum()), "n_modes": k,
+            "high_quality": float(good.double().mean()) if n else 0.0, "min_count": threshold}
+
+
+def gaussian_frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+    """Squared Fréchet (2-Wasserstein) distance between N(mu1, cov1) and N(mu2, cov2) (Heusel et al. 2017, eq. 6):
+    ||mu1 - mu2||^2 + tr(cov1 + cov2 - 2 (cov1 cov2)^{1/2})."""
+    from scipy.linalg import sqrtm
+
+    mu1, mu2 = np.atleast_1d(mu1).astype(float), np.atleast_1d(mu2).astype(float)
+    cov1, cov2 = np.atleast_2d(cov1).astype(float), np.atleast_2d(cov2).astype(float)
+    if mu1.shape != mu2.shape or cov1.shape != cov2.shape:
+        raise ValueError(f"mismatched Gaussians: means {mu1.shape}, {mu2.shape}; covariances {cov1.shape}, {cov2.shape}")
+    with warnings.catch_warnings():  # near-singular products are handled just below
+        warnings.simplefilter("ignore")
+        covmean = sqrtm(cov1 @ cov2)
+        if not np.isfinite(covmean).all():  # singular product: regularise (as the reference FID code does)
+            offset = np.eye(len(cov1)) * 1e-6
+            covmean = sqrtm((cov1 + offset) @ (cov2 + offset))
+    covmean = np.real(covmean)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(covmean))
+
+
+def frechet_distance(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor | np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature samples (N, d): FID's formula (Heusel et al.
+    2017) in whatever feature space the features come from (here: dgsp's MNIST classifier)."""
+    a, b = _as_2d(feats_a).numpy(), _as_2d(feats_b).numpy()
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"features must have the same dimension, got {a.shape[1]} and {b.shape[1]}")
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("frechet_distance needs at least two feature vectors per sample")
+    return gaussian_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+
+
+class DigitClassifier(Model):
+    """A small conv net for 28x28 digits: two conv-pool blocks, a 128-unit feature layer, 10 logits.
+    Its feature layer is the space in which dgsp computes Fréchet distances of generated digits."""
+
+    def __init__(self, lr: float = 1e-3, feature_dim: int = 128):
+        super().__init__(lr=lr, feature_dim=feature_dim)
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(), torch.nn.Linear(64 * 7 * 7, feature_dim), torch.nn.ReLU())
+        self.head = torch.nn.Linear(feature_dim, 10)
+        self.optimizers = {"clf": torch.optim.Adam(self.parameters(), lr=lr)}
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        check_shape(x, (None, 1, 28, 28), type(self).__name__)
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def training_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
+        x, y = batch
+        loss = F.cross_entropy(self(x), y)
+        opt = self.optimizers["clf"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": float(loss.detach())}
+
+
+def mnist_classifier(dataset: str = "mnist", epochs: int | None = None, n: int | None = None,
+                     checkpoint: str = "mnist_classifier") -> DigitClassifier:
+    """The course's MNIST feature classifier, trained once with ``dgsp.train.fit`` and cached under
+    ``checkpoints/<checkpoint>.pt`` (full mode: 2 epochs on all training digits; quick mode: 1 epoch
+    on 2,000). Its test accuracy is stored as ``model.test_accuracy``."""
+    from dgsp.core import by_mode, device
+    from dgsp.data import load
+
+    epochs = by_mode(2, 1) if epochs is None else epochs
+    n = by_mode(None, 2000) if n is None else n
+    x, y = load(dataset, "train", n=n)
+    model = DigitClassifier().to(device())
+    fit(model, (x, y), epochs=epochs, batch_size=128, checkpoint=checkpoint, desc="MNIST classifier")
+    xt, yt = load(dataset, "test")
+    model.test_accuracy = float((map_batches(model, xt).argmax(1) == yt).double().mean())
+    return model
+
+
+def classifier_features(model: DigitClassifier, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """The classifier's 128-d feature vectors of images x (N, 1, 28, 28), without gradients."""
+    model.eval()
+    return map_batches(model.features, x.to(next(model.parameters()).device), batch_size)
+
+
+def class_histogram(model: DigitClassifier, x: torch.Tensor, n_classes: int = 10) -> np.ndarray:
+    """Share of images the classifier assigns to each class: a collapse detector for generators
+    (a mode-dropping generator leaves some digits near 0%)."""
+    model.eval()
+    pred = map_batches(model, x.to(next(model.parameters()).device)).argmax(1).cpu()
+    return (torch.bincount(pred, minlength=n_classes).double() / max(len(pred), 1)).numpy()
+
+
+def empirical_wasserstein(x: torch.Tensor, y: torch.Tensor) -> float:
+    """W_1 between two equal-size empirical distributions: the optimal assignment's mean distance
+    (an exact linear program for uniform weights; scipy's Hungarian solver)."""
+    from scipy.optimize import linear_sum_assignment
+
+    x, y = _as_2d(x), _as_2d(y)
+    if x.shape != y.shape:
+        raise ValueError(f"empirical_wasserstein needs samples of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    cost = torch.cdist(x, y).numpy()
+    rows, cols = linear_sum_assignment(cost)
+    return float(cost[rows, cols].mean())

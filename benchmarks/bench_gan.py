@@ -1,0 +1,220 @@
+"""Benchmark for lecture 3 (GAN / WGAN / WGAN-GP).
+
+(a) 2-D toys: mode coverage (VEEGAN protocol, dgsp.metrics.mode_coverage) of every loss on ring8 and
+    grid25. Target: WGAN-GP covers 8/8 ring modes and >= 20/25 grid modes with >= 80% high-quality samples.
+(b) MNIST: Fréchet distance in dgsp's classifier feature space for the non-saturating GAN, WGAN-GP and
+    (if dgsp.models.vae is present) a VAE, beside the real-vs-real floor; class histograms (target: no
+    class below 5%).
+(c) Throughput: dgsp's GAN step (device tensors, dgsp.train.fit) against the same networks trained with
+    a reference-style loop (TensorDataset + DataLoader), same batch size; ratio from one run.
+
+Full run:   python benchmarks/bench_gan.py            (see --help; the time estimate is printed first)
+Smoke test: python benchmarks/bench_gan.py --quick-check
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import dgsp
+from dgsp import metrics
+from dgsp.models import gan
+from dgsp.train import checkpoint_path, fit, load_checkpoint, load_checkpoint_meta
+
+TOY_LR = {"minimax": 1e-3, "nonsaturating": 1e-3, "wgan": 5e-4, "wgan-gp": 1e-3}
+
+
+def toy_benchmark(args) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for toy_name in args.toys:
+        target = dgsp.data.toy(toy_name)
+        data = target.sample(args.toy_n, seed=0, device=dgsp.device())
+        for loss in args.losses:
+            dgsp.seed_everything(args.seed)
+            model = gan.make_model(loss, latent_dim=8, hidden=tuple(args.toy_hidden), lr=TOY_LR[loss] * args.toy_lr_scale)
+            model.to(dgsp.device())
+            batch = 256 * (1 if loss in gan.GENERATOR_LOSSES else model.hparams["n_critic"])
+            epochs = max(1, round(args.toy_steps / (args.toy_n // batch)))
+            t0 = time.perf_counter()
+            fit(model, data, epochs=epochs, batch_size=batch, seed=args.seed, progress=False,
+                checkpoint=None if args.quick_check else f"bench_03_{toy_name}_{loss}")
+            cov = metrics.mode_coverage(model.sample(2500), target.modes, target.std)
+            print(f"  {toy_name:7s} {loss:14s} modes {cov['modes_covered']:2d}/{cov['n_modes']:2d}  "
+                  f"high-quality {cov['high_quality']:6.1%}  ({len(model.history['loss_g'])} generator steps, "
+                  f"{time.perf_counter() - t0:.0f} s)", flush=True)
+            out[f"{toy_name}_{loss}_modes"] = cov["modes_covered"]
+            out[f"{toy_name}_{loss}_high_quality"] = cov["high_quality"]
+    if "wgan-gp" in args.losses and set(args.toys) >= {"ring8", "grid25"}:
+        ok = (out["ring8_wgan-gp_modes"] == 8 and out["grid25_wgan-gp_modes"] >= 20
+              and min(out["ring8_wgan-gp_high_quality"], out["grid25_wgan-gp_high_quality"]) >= 0.8)
+        print(f"  target (WGAN-GP: 8/8 ring, >= 20/25 grid, >= 80% high quality): {'MET' if ok else 'NOT MET'}")
+        out["toy_target_met"] = float(ok)
+    return out
+
+
+def load_or_train_vae(args, x_train):
+    try:
+        from dgsp.models.vae import VAE
+    except ImportError:
+        print("  dgsp.models.vae not found: skipping the VAE (pass --vae-checkpoint once it exists)")
+        return None
+    if args.vae_checkpoint:
+        path = checkpoint_path(args.vae_checkpoint)
+        hparams = load_checkpoint_meta(path)["config"]["hparams"]
+        vae = VAE(**{k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}).to(dgsp.device())
+        load_checkpoint(path, vae)
+        return vae
+    vae = VAE(arch="conv").to(dgsp.device())
+    fit(vae, x_train, epochs=args.vae_epochs, batch_size=128, checkpoint=None if args.quick_check else "bench_03_vae",
+        progress=False)
+    return vae
+
+
+def sample_n(model, n: int) -> torch.Tensor:
+    return torch.cat([model.sample(min(500, n - i)) for i in range(0, n, 500)])
+
+
+def mnist_benchmark(args) -> tuple[dict[str, float], str]:
+    dataset = dgsp.data.resolve("mnist")
+    x_train, _ = dgsp.data.load("mnist", "train", n=args.mnist_n)
+    x_test, _ = dgsp.data.load("mnist", "test", n=args.eval_n)
+    clf = metrics.mnist_classifier(dataset, epochs=args.clf_epochs, n=args.mnist_n,
+                                   checkpoint="mnist_classifier" if not args.quick_check else "bench_03_clf_quick")
+    test_feats = metrics.classifier_features(clf, x_test)
+    n_eval = len(x_test)
+    floor = metrics.frechet_distance(test_feats, metrics.classifier_features(clf, x_train[:n_eval]))
+    out = {"classifier_test_accuracy": clf.test_accuracy, "frechet_floor_real": floor}
+    print(f"  classifier accuracy {clf.test_accuracy:.3f}; Fréchet floor (real test vs real train) {floor:.2f}")
+    models = {
+        "gan_ns": (gan.GAN(data_shape=(1, 28, 28), arch="dcgan", latent_dim=64, channels=args.channels), 64,
+                   args.gan_epochs),
+        "wgangp": (gan.WGANGP(data_shape=(1, 28, 28), arch="dcgan", latent_dim=64, channels=args.channels), 320,
+                   args.wgangp_epochs),
+    }
+    trained = {}
+    for name, (model, batch, epochs) in models.items():
+        dgsp.seed_everything(args.seed)
+        model.to(dgsp.device())
+        t0 = time.perf_counter()
+        fit(model, x_train, epochs=epochs, batch_size=batch, progress=False,
+            checkpoint=None if args.quick_check else f"bench_03_mnist_{name}")
+        trained[name] = model
+        print(f"  trained {name} in {time.perf_counter() - t0:.0f} s ({len(model.history['loss_g'])} generator steps)")
+    vae = None if args.no_vae else load_or_train_vae(args, x_train)
+    if vae is not None:
+        trained["vae"] = vae
+    for name, model in trained.items():
+        fake = sample_n(model, n_eval)
+        fd = metrics.frechet_distance(metrics.classifier_features(clf, fake), test_feats)
+        hist = metrics.class_histogram(clf, fake)
+        out[f"frechet_{name}"] = fd
+        out[f"min_class_share_{name}"] = float(hist.min())
+        print(f"  {name:7s} Fréchet {fd:8.2f}  class shares {np.round(hist * 100).astype(int).tolist()} %  "
+              f"(min {hist.min():.1%}{'' if hist.min() >= 0.05 else ' < 5%'})")
+    return out, dataset
+
+
+def reference_loop_rate(gen, disc, x_cpu: torch.Tensor, batch: int, steps: int) -> float:
+    """A DCGAN loop as common PyTorch reference scripts write it: TensorDataset + DataLoader, BCE losses."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    dev = dgsp.device()
+    opt_d = torch.optim.Adam(disc.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    loader = DataLoader(TensorDataset(x_cpu), batch_size=batch, shuffle=True, drop_last=True)
+    criterion = torch.nn.BCEWithLogitsLoss()
+    done, t0 = 0, None
+    while done < steps + 5:
+        for (real,) in loader:
+            if done == 5:
+                t0 = time.perf_counter()  # after a short warm-up
+            real = real.to(dev)
+            ones = torch.ones(len(real), 1, device=dev)
+            zeros = torch.zeros(len(real), 1, device=dev)
+            fake = gen(torch.randn(len(real), 64, device=dev))
+            opt_d.zero_grad()
+            loss_d = criterion(disc(real), ones) + criterion(disc(fake.detach()), zeros)
+            loss_d.backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            loss_g = criterion(disc(fake), ones)
+            loss_g.backward()
+            opt_g.step()
+            loss_d.item(), loss_g.item()
+            done += 1
+            if done >= steps + 5:
+                break
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return steps / (time.perf_counter() - t0)
+
+
+def throughput_benchmark(args) -> dict[str, float]:
+    x, _ = dgsp.data.load("mnist", "train", n=max(args.throughput_steps + 10, 20) * 64)
+    dgsp.seed_everything(0)
+    model = gan.GAN(data_shape=(1, 28, 28), arch="dcgan", latent_dim=64, channels=args.channels).to(dgsp.device())
+    fit(model, x[: 5 * 64], epochs=1, batch_size=64, progress=False)  # warm-up
+    t0 = time.perf_counter()
+    fit(model, x[: args.throughput_steps * 64], epochs=1, batch_size=64, progress=False)
+    if dgsp.device().type == "cuda":
+        torch.cuda.synchronize()
+    dgsp_rate = args.throughput_steps / (time.perf_counter() - t0)
+    dgsp.seed_everything(0)
+    ref = gan.GAN(data_shape=(1, 28, 28), arch="dcgan", latent_dim=64, channels=args.channels).to(dgsp.device())
+    ref_rate = reference_loop_rate(ref.generator, ref.discriminator, x.cpu(), 64, args.throughput_steps)
+    print(f"  dgsp GAN step {dgsp_rate:.1f} steps/s | DataLoader reference loop {ref_rate:.1f} steps/s | "
+          f"ratio {dgsp_rate / ref_rate:.2f}")
+    return {"throughput_dgsp_steps_per_s": dgsp_rate, "throughput_reference_steps_per_s": ref_rate,
+            "throughput_ratio": dgsp_rate / ref_rate}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--toys", nargs="+", default=["ring8", "grid25"])
+    p.add_argument("--losses", nargs="+", default=list(gan.LOSSES), choices=gan.LOSSES)
+    p.add_argument("--toy-steps", type=int, default=20_000, help="generator steps per toy run")
+    p.add_argument("--toy-n", type=int, default=100_000, help="toy training samples")
+    p.add_argument("--toy-hidden", type=int, nargs="+", default=[256, 256, 256])
+    p.add_argument("--toy-lr-scale", type=float, default=1.0, help="multiplies the toy learning rates")
+    p.add_argument("--mnist-n", type=int, default=None, help="training digits (default: all)")
+    p.add_argument("--eval-n", type=int, default=10_000, help="digits for Fréchet distances")
+    p.add_argument("--clf-epochs", type=int, default=2)
+    p.add_argument("--gan-epochs", type=int, default=10)
+    p.add_argument("--wgangp-epochs", type=int, default=20)
+    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--vae-checkpoint", default=None, help="name of a trained dgsp VAE checkpoint to score")
+    p.add_argument("--vae-epochs", type=int, default=10, help="epochs if the VAE must be trained here")
+    p.add_argument("--no-vae", action="store_true")
+    p.add_argument("--throughput-steps", type=int, default=200)
+    p.add_argument("--skip", nargs="*", default=[], choices=["toys", "mnist", "throughput"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick-check", action="store_true", help="tiny settings: checks that everything runs")
+    args = p.parse_args()
+    if args.quick_check:
+        args.toy_steps, args.toy_n, args.toy_hidden = 30, 4000, [32, 32]
+        args.mnist_n, args.eval_n, args.clf_epochs = 1000, 500, 1
+        args.gan_epochs, args.wgangp_epochs, args.vae_epochs, args.throughput_steps = 1, 1, 1, 10
+    print(f"device {dgsp.device()} | torch threads {torch.get_num_threads()}")
+    results: dict[str, float] = {}
+    dataset = "ring8+grid25"
+    if "toys" not in args.skip:
+        print("(a) mode coverage on 2-D toys")
+        results.update(toy_benchmark(args))
+    if "mnist" not in args.skip:
+        print("(b) MNIST Fréchet distances and class histograms")
+        mnist_out, dataset = mnist_benchmark(args)
+        results.update(mnist_out)
+    if "throughput" not in args.skip:
+        print("(c) throughput")
+        results.update(throughput_benchmark(args))
+    dgsp.results.record("bench_03_gan", results, dataset=dataset,
+                        notes="quick check (tiny settings)" if args.quick_check else "")
+
+
+if __name__ == "__main__":
+    main()
