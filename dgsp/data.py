@@ -15,15 +15,15 @@ from __future__ import annotations
 import math
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
+from dgsp.core import _TRUE, project_dir
 from dgsp.core import device as default_device
-from dgsp.core import project_dir
 
 SPLITS = ("train", "test")
 _MNIST_FILES = {
@@ -94,7 +94,7 @@ def _find_mnist() -> Path | None:
 def _try_download(timeout: float = 5.0) -> Path | None:
     """Ask torchvision to download MNIST into ``data/``; None if there is no network."""
     global _download_failed
-    if _download_failed or os.environ.get("DGSP_NO_DOWNLOAD", "").lower() in {"1", "true", "yes"}:
+    if _download_failed or os.environ.get("DGSP_NO_DOWNLOAD", "").strip().lower() in _TRUE:
         return None
     from torchvision.datasets import MNIST
 
@@ -242,7 +242,6 @@ class Toy2D:
     sampler: Callable[[int, torch.Generator], torch.Tensor]
     modes: torch.Tensor | None = None
     std: float | None = None
-    weights: torch.Tensor | None = field(default=None, repr=False)
 
     def sample(self, n: int, seed: int = 0, device=None) -> torch.Tensor:
         """Draw ``n`` points (float32, shape (n, 2)) with a seeded generator."""
@@ -251,16 +250,15 @@ class Toy2D:
         return x.to(default_device() if device is None else device)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact log-density of a Gaussian mixture toy at points ``x`` (N, 2)."""
+        """Exact log-density of an equal-weight Gaussian mixture toy at points ``x`` (N, 2)."""
         if self.modes is None:
             raise ValueError(f"toy {self.name!r} has no closed-form density")
         if x.dim() != 2 or x.shape[1] != 2:
             raise ValueError(f"log_prob expects points of shape (N, 2), got {tuple(x.shape)}")
         modes = self.modes.to(x)
-        w = self.weights.to(x) if self.weights is not None else torch.full((len(modes),), 1 / len(modes)).to(x)
         sq = ((x[:, None, :] - modes[None]) ** 2).sum(-1)
         log_comp = -sq / (2 * self.std**2) - math.log(2 * math.pi * self.std**2)
-        return torch.logsumexp(log_comp + w.log(), dim=1)
+        return torch.logsumexp(log_comp, dim=1) - math.log(len(modes))
 
 
 def _mixture(name: str, modes: torch.Tensor, std: float) -> Toy2D:

@@ -166,7 +166,8 @@ class GaussianMixture:
 
 def bimodal(dim: int = 1, separation: float = 4.0, weights: tuple[float, float] = (0.6, 0.4),
             scale: float = 1.0, correlation: float = 0.0) -> GaussianMixture:
-    """Two Gaussians at ±separation/2 along the first axis (Bishop 2006, Fig. 10.3 style).
+    """Two Gaussians at ±separation/2 along the first axis (Bishop 2006, Fig. 10.3 style);
+    in 2-D they are also offset by ∓separation/4 along the second axis, so the modes lie on a slanted line.
 
     Unequal weights make one mode the global minimum of KL(q||p) and the other a local one.
     In 2-D each component may have a within-component ``correlation``.
@@ -216,8 +217,8 @@ def fit_gaussian(p: GaussianMixture, direction: str = "reverse", init_mean: torc
     """Fit q = N(m, L Lᵀ) to p by Adam on a Monte Carlo estimate of a KL divergence.
 
     ``reverse``: KL(q||p) = E_q[log q(z) − log p(z)] with z = m + L ε, ε ~ N(0, I) (the
-    reparameterisation trick, slide "Reparameterization trick"); the objective vanishes only where
-    q puts no mass on p's low-density regions, so q locks onto one mode (mode-seeking), and
+    reparameterisation trick, slide "Reparameterization trick"); the objective is small only when
+    q puts little mass where p is small, so q locks onto one mode (mode-seeking), and
     which one depends on ``init_mean``.
     ``forward``: KL(p||q) = −E_p[log q(z)] + const with z ~ p: maximum likelihood of q on draws
     from p, whose optimum matches p's mean and covariance (mass-covering; slide "Expectation
@@ -337,8 +338,8 @@ def gradient_estimators(f: Callable[[torch.Tensor], torch.Tensor], mu: float, lo
     ``score``: f(z) ∇ log q(z) with z ~ q, i.e. f(z) · ((z − μ)/σ², (z − μ)²/σ² − 1)
     (the score-function / REINFORCE estimator; slide "Optimizing ELBO", where φ sits in the density).
     ``reparam``: ∇ f(μ + σ ε) with ε ~ N(0, 1), i.e. f'(z) · (1, σ ε) (slide "Reparameterization
-    trick"; Kingma and Welling 2014, §2.4). Both use the same ε, so they are unbiased for the same
-    gradient; returns tensors of shape (n, 2) and the ε used.
+    trick"; Kingma and Welling 2014, §2.4). Both are unbiased for the same gradient; they share ε
+    so their variances are compared on the same draws. Returns tensors of shape (n, 2) and the ε used.
     """
     g = torch.Generator().manual_seed(seed)
     eps = torch.randn(n, generator=g, dtype=torch.float64)

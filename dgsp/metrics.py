@@ -77,7 +77,7 @@ def _as_2d(x: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 def median_bandwidth(x: torch.Tensor, y: torch.Tensor, max_points: int = 2000) -> float:
     """The median heuristic: sigma = median pairwise distance in the pooled sample (Gretton et al. 2012, Sec. 8)."""
-    z = torch.cat([_as_2d(x), _as_2d(y)])[:max_points]
+    z = torch.cat([_as_2d(x)[:max_points // 2], _as_2d(y)[:max_points // 2]])
     d = torch.cdist(z, z)
     return float(d[torch.triu(torch.ones_like(d, dtype=torch.bool), diagonal=1)].median())
 

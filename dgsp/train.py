@@ -51,7 +51,16 @@ class Model(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement training_step(batch)")
 
     def on_epoch_end(self, epoch: int) -> None:
-        """Called by :func:`fit` after every epoch (0-based); override for schedules. Default: nothing."""
+        """Called by :func:`fit` after every epoch (0-based). By default: if the model has a
+        ``lr_decay`` hyper-parameter, set every optimiser's rate to lr0 * lr_decay^(epoch + 1)
+        (stateless, so a resumed run gets the same schedule)."""
+        decay = self.hparams.get("lr_decay", 1.0)
+        if decay == 1.0:
+            return
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * decay ** (epoch + 1)
 
     @property
     def device(self) -> torch.device:
@@ -176,7 +185,7 @@ def fit(model: Model, data: torch.Tensor | Sequence[torch.Tensor], *, epochs: in
     With ``checkpoint="name"`` the run is saved after every epoch (Ctrl-C returns the model
     trained so far and leaves the last epoch's checkpoint to resume from).
     If a checkpoint with the same config exists it is resumed, or, when finished
-    and ``cache=True``, simply loaded (no training). Quick mode keeps its
+    and ``cache=True``, simply loaded (no training); ``cache=False`` retrains a finished run. Quick mode keeps its
     checkpoints in a private temp folder, so it never reuses a full-mode run.
     """
     if epochs < 0:
@@ -190,10 +199,13 @@ def fit(model: Model, data: torch.Tensor | Sequence[torch.Tensor], *, epochs: in
     start_epoch = 0
     if path is not None and path.exists():
         meta = load_checkpoint_meta(path)
-        if meta.get("config") == config:
+        if meta.get("config") == config and meta.get("finished") and not cache:
+            print(f"dgsp: cache=False, retraining '{checkpoint}' from scratch")
+        elif meta.get("config") == config:
             meta = load_checkpoint(path, model)
-            if meta["finished"] and cache:
+            if meta["finished"]:
                 print(f"dgsp: loaded finished run '{checkpoint}' from {path} (no training needed)")
+                model.eval()
                 return model.history
             start_epoch = meta["epoch"]
             print(f"dgsp: resuming '{checkpoint}' from epoch {start_epoch}")

@@ -32,8 +32,7 @@ def live(compute: Callable[..., Any], draw: Callable[[Any], plt.Figure], **contr
             display(fig)
             plt.close(fig)
 
-    box = W.interactive(update, **controls)
-    update(**{k: c.value for k, c in controls.items()})
+    box = W.interactive(update, **controls)  # builds the controls and draws once
     return W.VBox([W.HBox(list(box.children[:-1])), out])
 
 
@@ -53,7 +52,7 @@ def reconstruction_panel(x: torch.Tensor, pca_model, k: int, noise: float,
     g = torch.Generator().manual_seed(seed)
     noisy = corrupt(x, noise, "gaussian", generator=g)
     sub = PCA(pca_model.mean, pca_model.components[:k], pca_model.eigenvalues, pca_model.image_shape)
-    rows = {"input": x, f"noisy (σ={noise:.2f})": noisy, f"PCA k={k}": sub.reconstruct(noisy).clamp(0, 1)}
+    rows = {"input": x, f"noisy (σ={noise:.2f})": noisy, f"PCA k={k}": sub.reconstruct(noisy)}
     for name, model in (models or {}).items():
         rows[name] = model(noisy)
     mse = {name: reconstruction_mse(x, img) for name, img in rows.items() if name != "input"}

@@ -116,9 +116,10 @@ def test_cache_hit_and_miss():
     miss = _model(lr=0.05)  # different hyper-parameters: retrain
     fit(miss, _data(), epochs=3, batch_size=16, checkpoint=name)
     assert miss.calls == 12
-    no_cache = _model(lr=0.05)
+    no_cache = _model(lr=0.05)  # same config, finished, but cache=False: train again
     fit(no_cache, _data(), epochs=3, batch_size=16, checkpoint=name, cache=False)
-    assert no_cache.calls == 0  # finished and identical: loaded (cache=False only matters for resuming)
+    assert no_cache.calls == 12 and torch.equal(no_cache.lin.weight, miss.lin.weight)
+    assert not hit.training  # a cached model comes back in eval mode, like a trained one
 
 
 def test_interrupt_returns_model_and_resume_matches_uninterrupted():

@@ -127,7 +127,8 @@ class Autoencoder(Model):
     code_act: an activation on the code (``"relu"`` gives non-negative codes for sparse models).
     l1 > 0 gives a sparse AE; ``k_sparse`` keeps only the k largest code units;
     ``noise`` > 0 trains a denoising AE on inputs corrupted by :func:`corrupt`.
-    ``lr_decay`` < 1 multiplies the learning rate by that factor after every epoch.
+    ``lr_decay`` < 1 multiplies the learning rate by that factor after every epoch (``Model.on_epoch_end``):
+    SGD noise shrinks and the linear model settles on the principal subspace instead of jittering around it.
     """
 
     def __init__(self, code_dim: int = 32, arch: str = "mlp", hidden: tuple[int, ...] = (512, 256),
@@ -135,7 +136,8 @@ class Autoencoder(Model):
                  noise_kind: str = "gaussian", code_act: str | None = None, lr: float = 1e-3,
                  lr_decay: float = 1.0, channels: int = 32, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__(code_dim=code_dim, arch=arch, hidden=list(hidden), loss=loss, l1=l1, k_sparse=k_sparse,
-                         noise=noise, noise_kind=noise_kind, code_act=code_act, lr=lr, lr_decay=lr_decay, channels=channels, image_shape=list(image_shape))
+                         noise=noise, noise_kind=noise_kind, code_act=code_act, lr=lr, lr_decay=lr_decay, channels=channels,
+                         image_shape=list(image_shape))
         if loss not in ("mse", "bce"):
             raise ValueError(f"unknown loss {loss!r}; choose 'mse' or 'bce'")
         self.image_shape = tuple(image_shape)
@@ -189,12 +191,6 @@ class Autoencoder(Model):
         terms["loss"].backward()
         opt.step()
         return {k: float(v.detach()) for k, v in terms.items()}
-
-    def on_epoch_end(self, epoch: int) -> None:
-        """Exponential learning-rate decay, lr = lr0 * lr_decay^(epoch + 1): SGD noise shrinks and the
-        linear model settles on the principal subspace instead of jittering around it."""
-        for group in self.optimizers["ae"].param_groups:
-            group["lr"] = self.hparams["lr"] * self.hparams["lr_decay"] ** (epoch + 1)
 
     def decoder_basis(self) -> torch.Tensor:
         """For the linear model: the decoder's weight (d, k), whose columns span the learned subspace."""

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dgsp.divergences import js_grid
 from dgsp.nets import MLP, ConvDecoder, ConvEncoder
 from dgsp.train import Model, checkpoint_path, fit
 
@@ -62,14 +63,10 @@ def value_on_grid(d: torch.Tensor, p_data: torch.Tensor, p_g: torch.Tensor, dx: 
     return (a + b).sum() * dx
 
 
-def js_on_grid(p: torch.Tensor, q: torch.Tensor, dx: float) -> torch.Tensor:
-    """JS(p, q) = 1/2 KL(p || m) + 1/2 KL(q || m), m = (p + q)/2, by a Riemann sum (in nats, <= log 2)."""
-    m = (p + q) / 2
-
-    def kl_to_m(a: torch.Tensor) -> torch.Tensor:
-        return torch.where(a > 0, a * (a.clamp_min(1e-300) / m.clamp_min(1e-300)).log(), torch.zeros_like(a)).sum() * dx
-
-    return 0.5 * kl_to_m(p) + 0.5 * kl_to_m(q)
+def js_on_grid(p: torch.Tensor, q: torch.Tensor, dx: float) -> float:
+    """JS(p, q) = 1/2 KL(p || m) + 1/2 KL(q || m), m = (p + q)/2, by a Riemann sum (in nats, <= log 2);
+    :func:`dgsp.divergences.js_grid`."""
+    return js_grid(p, q, dx)
 
 
 def virtual_training_criterion(js: float | torch.Tensor) -> float | torch.Tensor:
@@ -239,7 +236,7 @@ class AdversarialModel(Model):
         self.discriminator.eval()
         try:
             try:
-                x = self.generator(torch.zeros(2, self.latent_dim))
+                x = self.generator(torch.zeros(2, self.latent_dim, device=next(self.generator.parameters()).device))
             except (ValueError, RuntimeError) as err:
                 raise ValueError(f"the generator cannot take latent codes of size {self.latent_dim}: {err}") from err
             if tuple(x.shape[1:]) != self.data_shape:
@@ -262,8 +259,9 @@ class AdversarialModel(Model):
             raise ValueError(f"{type(self).__name__} was built for data of shape {self.data_shape}, "
                              f"got a batch of shape {tuple(x.shape)}")
         k = self.hparams["n_critic"]
-        if len(x) < k:
-            raise ValueError(f"a batch must hold at least n_critic={k} samples (one chunk per critic step), got {len(x)}")
+        if len(x) < k or len(x) % k:
+            raise ValueError(f"a batch must hold a multiple of n_critic={k} samples (one equal chunk per critic "
+                             f"step), got {len(x)}; use batch_size = n_critic * m")
         return list(x.chunk(k))
 
     # -- sampling

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dgsp.data import binarize as dynamic_binarize
-from dgsp.divergences import LOG_2PI, gaussian_kl, log_normal_diag
+from dgsp.divergences import gaussian_kl, log_normal_diag
 from dgsp.nets import MLP, ConvDecoder, ConvEncoder, check_shape
 from dgsp.train import Model
 
@@ -71,8 +71,7 @@ def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.T
     """log N(x; mean, diag e^logvar) summed over pixels; one value per image (logvar broadcasts)."""
     if x.shape != mean.shape:
         raise ValueError(f"images {tuple(x.shape)} and means {tuple(mean.shape)} do not match")
-    logvar = logvar.expand_as(mean)
-    return -0.5 * (LOG_2PI + logvar + (x - mean) ** 2 / logvar.exp()).flatten(1).sum(1)
+    return log_normal_diag(x.flatten(1), mean.flatten(1), logvar.expand_as(mean).flatten(1))
 
 
 # ----------------------------------------------------------------------------- the model
@@ -87,7 +86,7 @@ class VAE(Model):
           log-variance is ``obs_logvar`` if given, otherwise a learned parameter kept ≥ ``min_logvar``).
     beta: the weight of the KL term; ``warmup_steps`` > 0 ramps it linearly from 0 (KL annealing).
     binarize: dynamically binarise every training batch (a fresh Bernoulli draw per step).
-    lr_decay: multiplies the learning rate by this factor after every epoch.
+    lr_decay: multiplies the learning rate by this factor after every epoch (``Model.on_epoch_end``).
     """
 
     def __init__(self, z_dim: int = 50, arch: str = "mlp", hidden: tuple[int, ...] = (200, 200),
@@ -199,11 +198,6 @@ class VAE(Model):
         self.steps_done += 1
         return {name: float(terms[name].detach().mean()) for name in ("loss", "elbo", "recon", "kl")}
 
-    def on_epoch_end(self, epoch: int) -> None:
-        """Exponential learning-rate decay, lr = lr0 · lr_decay^(epoch + 1)."""
-        for group in self.optimizers["vae"].param_groups:
-            group["lr"] = self.hparams["lr"] * self.hparams["lr_decay"] ** (epoch + 1)
-
 
 # ----------------------------------------------------------------------------- bounds
 def elbo(model: VAE, x: torch.Tensor, beta: float = 1.0, analytic_kl: bool = True,
@@ -285,7 +279,7 @@ def rate_distortion(model: VAE, x: torch.Tensor, batch: int = 500,
 @torch.no_grad()
 def run_summary(model: VAE, x_eval: torch.Tensor, x_show: torch.Tensor, n_samples: int = 16,
                 seed: int = 0) -> dict:
-    """What the β explorer shows for one trained model, precomputed on the CPU: rate, distortion,
+    """What the β explorer shows for one trained model, computed once and kept on the CPU: rate, distortion,
     ELBO on ``x_eval``, reconstructions of ``x_show`` and prior samples."""
     g = torch.Generator().manual_seed(seed)
     model.eval()
