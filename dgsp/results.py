@@ -61,7 +61,7 @@ def write_markdown(table: dict | None = None) -> Path:
         if entry.get("notes"):
             lines += [entry["notes"], ""]
         lines += ["| metric | value |", "| --- | ---: |"]
-        lines += [f"| {k} | {v:.4g} |" for k, v in entry["metrics"].items()]
+        lines += [f"| {k} | {v:.5g} |" for k, v in entry["metrics"].items()]
         lines.append("")
     path = results_path().with_name("RESULTS.md")
     path.write_text("\n".join(lines))

@@ -56,7 +56,7 @@ def test_results_record_and_markdown(monkeypatch, tmp_path):
     assert table["01_test"]["mode"] == "full" and table["01_test"]["dataset"] == "mnist5k"
     assert table["01_test"]["device"].startswith(str(dgsp.device()))
     md = (tmp_path / "figures" / "RESULTS.md").read_text()
-    assert "## 02_test" in md and "| nll | 90 |" in md
+    assert "## 02_test" in md and "| nll | 90 |" in md and "| mse | 1.5 |" in md
     with pytest.raises(ValueError, match="numbers"):
         results.record("bad", {"x": "high"}, dataset="mnist")
 
