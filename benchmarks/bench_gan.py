@@ -213,19 +213,24 @@ def main() -> None:
         args.gan_epochs, args.wgangp_epochs, args.vae_epochs, args.throughput_steps = 1, 1, 1, 10
     print(f"device {dgsp.device()} | torch threads {torch.get_num_threads()}")
     results: dict[str, float] = {}
-    dataset = "ring8+grid25"
+    datasets = []
     if "toys" not in args.skip:
+        datasets.append("+".join(args.toys))
         print("(a) mode coverage on 2-D toys")
         results.update(toy_benchmark(args))
     if "mnist" not in args.skip:
         print("(b) MNIST Fréchet distances and class histograms")
         mnist_out, dataset = mnist_benchmark(args)
+        datasets.append(dataset)
         results.update(mnist_out)
     if "throughput" not in args.skip:
         print("(c) throughput")
         results.update(throughput_benchmark(args))
-    dgsp.results.record("bench_03_gan", results, dataset=dataset,
-                        notes="quick check (tiny settings)" if args.quick_check else "")
+        datasets.append(dgsp.data.resolve("mnist") + " (throughput)")
+    notes = "quick check (tiny settings)" if args.quick_check else ""
+    if args.skip:
+        notes = (notes + "; " if notes else "") + "skipped: " + ", ".join(args.skip)
+    dgsp.results.record("bench_03_gan", results, dataset=", ".join(dict.fromkeys(datasets)), notes=notes)
 
 
 if __name__ == "__main__":

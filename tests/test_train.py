@@ -62,7 +62,7 @@ def test_fit_is_seeded():
 def test_callbacks_are_logged():
     m = _model()
     h = fit(m, _data(), epochs=4, batch_size=16, eval_every=2,
-            callbacks=[lambda model, epoch: {"w": float(model.lin.weight)}])
+            callbacks=[lambda model, epoch: {"w": float(model.lin.weight.detach())}])
     assert len(h["w"]) == 2
 
 
