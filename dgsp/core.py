@@ -70,6 +70,21 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal noise shaped like ``x`` on ``x``'s device. With a (CPU) ``generator`` the
+    draw is made on the CPU and moved, so a seeded result is the same on every device."""
+    if generator is None:
+        return torch.randn_like(x)
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+
+
+def rand_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Uniform [0, 1) noise shaped like ``x``; seeded like :func:`randn_like`."""
+    if generator is None:
+        return torch.rand_like(x)
+    return torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+
+
 def project_dir() -> Path:
     """The course folder: ``DGSP_HOME``, else the nearest parent with ``pyproject.toml``."""
     env = os.environ.get("DGSP_HOME")

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from dgsp.core import _TRUE, project_dir
+from dgsp.core import _TRUE, project_dir, rand_like
 from dgsp.core import device as default_device
 
 SPLITS = ("train", "test")
@@ -194,8 +194,7 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
     """Dynamic binarisation: each pixel is a Bernoulli draw with its grey level as probability."""
     if x.min() < 0 or x.max() > 1:
         raise ValueError("binarize expects pixel intensities in [0, 1]")
-    u = torch.rand(x.shape, generator=generator, device="cpu" if generator is not None else x.device)
-    return (u.to(x.device) < x).to(x.dtype)
+    return (rand_like(x, generator) < x).to(x.dtype)
 
 
 # ----------------------------------------------------------------------------- batches

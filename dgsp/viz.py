@@ -40,6 +40,16 @@ def savefig(fig: plt.Figure, name: str) -> Path:
     return path
 
 
+def rescale(images: torch.Tensor) -> torch.Tensor:
+    """Stretch each image of a batch (N, C, H, W) to [0, 1] on its own, to show signed weights
+    (principal components, decoder atoms) as pictures."""
+    if images.dim() != 4:
+        raise ValueError(f"rescale expects (N, C, H, W) images, got shape {tuple(images.shape)}")
+    images = images.detach().float().cpu()
+    low, high = images.amin((1, 2, 3), keepdim=True), images.amax((1, 2, 3), keepdim=True)
+    return (images - low) / (high - low).clamp_min(1e-8)
+
+
 def image_grid(images: torch.Tensor, nrow: int = 10, ax: plt.Axes | None = None, title: str | None = None,
                pad: int = 1) -> plt.Axes:
     """Show a batch of (N, C, H, W) images in [0, 1] as one grid (torchvision ``make_grid``)."""

@@ -87,3 +87,12 @@ def test_reconstruction_explorer_builds():
     box = widgets.reconstruction_explorer(x[:5], pca(x, 8))
     assert isinstance(box, ipywidgets.VBox)
     plt.close("all")
+
+
+def test_rescale_stretches_each_image():
+    w = torch.stack([torch.linspace(-2, 3, 16), torch.full((16,), 7.0)]).view(2, 1, 4, 4)
+    out = viz.rescale(w)
+    assert float(out[0].min()) == 0.0 and float(out[0].max()) == 1.0
+    assert torch.equal(out[1], torch.zeros(1, 4, 4))  # a constant image stays finite
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        viz.rescale(torch.zeros(4, 4))

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dgsp.core import rand_like, randn_like
 from dgsp.nets import MLP, ConvDecoder, ConvEncoder, activation, check_shape
 from dgsp.train import Model
 
@@ -110,11 +111,9 @@ def corrupt(x: torch.Tensor, level: float, kind: str = "gaussian", generator: to
     if level == 0:
         return x
     if kind == "gaussian":
-        noise = torch.randn(x.shape, generator=generator, device=x.device if generator is None else "cpu")
-        return (x + level * noise.to(x.device)).clamp(0, 1)
+        return (x + level * randn_like(x, generator)).clamp(0, 1)
     if kind == "mask":
-        u = torch.rand(x.shape, generator=generator, device=x.device if generator is None else "cpu")
-        return x * (u.to(x.device) >= level)
+        return x * (rand_like(x, generator) >= level)
     raise ValueError(f"unknown noise kind {kind!r}; choose 'gaussian' or 'mask'")
 
 

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dgsp.core import rand_like, randn_like
 from dgsp.data import binarize as dynamic_binarize
 from dgsp.divergences import gaussian_kl, log_normal_diag
 from dgsp.nets import MLP, ConvDecoder, ConvEncoder, check_shape
@@ -42,19 +43,12 @@ __all__ = ["reparameterize", "gaussian_kl", "bernoulli_log_likelihood", "gaussia
 
 
 # ----------------------------------------------------------------------------- the pieces
-def _randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard normal noise shaped like x; a CPU generator makes it reproducible on any device."""
-    if generator is None:
-        return torch.randn_like(x)
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-
-
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """z = μ + σ ⊙ ε with ε ~ N(0, I): a draw from N(μ, diag σ²) that is differentiable in (μ, log σ²)
     (slide "Reparameterization trick"; Kingma and Welling 2014, §2.4)."""
     if mu.shape != logvar.shape:
         raise ValueError(f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must have the same shape")
-    return mu + (0.5 * logvar).exp() * _randn_like(mu, generator)
+    return mu + (0.5 * logvar).exp() * randn_like(mu, generator)
 
 
 def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -167,14 +161,14 @@ class VAE(Model):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, mean: bool = True) -> torch.Tensor:
         """n images from the model: z ~ N(0, I), then E[x|z] (``mean=True``) or a draw x ~ p(x|z)."""
-        z = _randn_like(torch.empty(n, self.z_dim, device=self.device), generator)
+        z = randn_like(torch.empty(n, self.z_dim, device=self.device), generator)
         probs = self.mean_image(z)
         if mean:
             return probs
         if self.hparams["likelihood"] == "bernoulli":
-            return (torch.rand(probs.shape, generator=generator).to(self.device) < probs).float() \
+            return (rand_like(probs, generator) < probs).float() \
                 if generator is not None else torch.bernoulli(probs)
-        return probs + (0.5 * self.obs_logvar()).exp() * _randn_like(probs, generator)
+        return probs + (0.5 * self.obs_logvar()).exp() * randn_like(probs, generator)
 
     # -- training
     def current_beta(self) -> float:
