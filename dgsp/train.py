@@ -52,15 +52,18 @@ class Model(nn.Module):
 
     def on_epoch_end(self, epoch: int) -> None:
         """Called by :func:`fit` after every epoch (0-based). By default: if the model has a
-        ``lr_decay`` hyper-parameter, set every optimiser's rate to lr0 * lr_decay^(epoch + 1)
-        (stateless, so a resumed run gets the same schedule)."""
+        ``lr_decay`` hyper-parameter, set every optimiser's rate to lr0 * lr_decay^(epoch + 1 - s),
+        where ``s`` is the ``decay_start`` hyper-parameter (default 0: decay from the first epoch;
+        the rate stays at lr0 for the first ``s`` epochs). Stateless, so a resumed run gets the
+        same schedule."""
         decay = self.hparams.get("lr_decay", 1.0)
         if decay == 1.0:
             return
+        exponent = max(0, epoch + 1 - self.hparams.get("decay_start", 0))
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group.setdefault("initial_lr", group["lr"])
-                group["lr"] = group["initial_lr"] * decay ** (epoch + 1)
+                group["lr"] = group["initial_lr"] * decay ** exponent
 
     @property
     def device(self) -> torch.device:

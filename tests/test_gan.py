@@ -175,6 +175,30 @@ def test_every_model_steps_and_samples(loss):
     assert model.sample(7).shape == (7, 2)
 
 
+@pytest.mark.parametrize("loss", gan.LOSSES)
+def test_toy_recipe_schedule_and_settings(loss):
+    model, schedule = gan.toy_recipe(loss, gen_steps=600, n_data=12_800)
+    batch = 256 * (1 if loss in gan.GENERATOR_LOSSES else 5)
+    assert schedule == {"epochs": round(600 / (12_800 // batch)), "batch_size": batch}
+    h = model.hparams
+    assert h["latent_dim"] == 2 and h["hidden"] == [128, 128, 128] and h["lr"] == gan.TOY_LR[loss]
+    assert h["decay_start"] == schedule["epochs"] // 2
+    decay_epochs = schedule["epochs"] - h["decay_start"]
+    assert h["lr_decay"] ** decay_epochs == pytest.approx(0.05)  # lr ends at 5% of its start
+    if loss == "wgan-gp":
+        assert h["lam"] == 0.1  # Gulrajani et al.'s toy penalty weight
+    for epoch in range(schedule["epochs"]):
+        model.on_epoch_end(epoch)
+    assert model.optimizers["g"].param_groups[0]["lr"] == pytest.approx(0.05 * gan.TOY_LR[loss])
+
+
+def test_toy_recipe_bad_input():
+    with pytest.raises(ValueError, match="unknown loss"):
+        gan.toy_recipe("hinge", gen_steps=10, n_data=1000)
+    with pytest.raises(ValueError, match="smaller than one training step"):
+        gan.toy_recipe("wgan-gp", gen_steps=10, n_data=1000)
+
+
 def test_dcgan_models_build_and_step():
     for model in (gan.GAN(data_shape=(1, 28, 28), arch="dcgan", latent_dim=8, channels=4),
                   gan.WGANGP(data_shape=(1, 28, 28), arch="dcgan", latent_dim=8, channels=4, n_critic=2)):
@@ -208,3 +232,26 @@ def test_gan_playground_pure_function():
     plt.close(fig)
     out = gan_playground("minimax", steps=5, batch_size=16, hidden=8, grid_size=8)
     assert float(out["surface"].min()) >= 0 and float(out["surface"].max()) <= 1
+
+
+def test_snapshots_are_cached_with_their_run_and_never_mixed(tmp_path, monkeypatch):
+    monkeypatch.setenv("DGSP_HOME", str(tmp_path))
+    monkeypatch.setenv("DGSP_QUICK", "0")  # checkpoints under tmp_path/checkpoints
+    data = torch.randn(64, 2)
+    z = torch.randn(5, 2)
+
+    def run(lr, every):
+        torch.manual_seed(0)
+        model = gan.GAN(hidden=(8,), latent_dim=2, lr=lr)
+        return gan.train_with_snapshots(model, data, epochs=3, batch_size=16, snapshot_z=z, every=every,
+                                        checkpoint="snap", progress=False)
+
+    first = run(1e-3, every=1)
+    assert sorted(first) == [0, 1, 2, 3]
+    cached = run(1e-3, every=1)  # loaded without training: the same snapshots come back
+    assert sorted(cached) == [0, 1, 2, 3]
+    for k in first:
+        torch.testing.assert_close(cached[k], first[k])
+    other = run(2e-3, every=3)  # another config retrains; the first run's epochs 1 and 2 must not leak in
+    assert sorted(other) == [0, 3]
+    assert not torch.allclose(other[3], first[3])

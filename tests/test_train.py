@@ -189,3 +189,13 @@ def test_history_api():
     with pytest.raises(KeyError, match="logged"):
         h["c"]
     assert math.isclose(sum(h["a"]), 3.0)
+
+
+def test_lr_decay_waits_for_decay_start():
+    model = _model(lr=0.1)
+    model.hparams.update(lr_decay=0.5, decay_start=2)
+    lrs = []
+    for epoch in range(4):
+        model.on_epoch_end(epoch)
+        lrs.append(model.optimizers["sgd"].param_groups[0]["lr"])
+    assert lrs == pytest.approx([0.1, 0.1, 0.05, 0.025])  # constant for two epochs, then halved each epoch

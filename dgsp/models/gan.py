@@ -18,11 +18,16 @@ References
   c = 0.01, n_critic = 5).
 * Gulrajani et al. (2017), *Improved Training of Wasserstein GANs*: the gradient
   penalty (eq. 3) on interpolates, Algorithm 1 (lambda = 10, n_critic = 5, Adam
-  lr 1e-4, betas (0, 0.9)).
+  lr 1e-4, betas (0, 0.9)); their 2-D toy experiments (Sec. 3, Fig. 1, and their
+  released toy code: lambda = 0.1, three hidden ReLU layers, Adam betas (0.5, 0.9)),
+  behind :func:`toy_recipe`.
+* Srivastava et al. (2017), VEEGAN, Sec. 5.1: the ring / grid mode-coverage protocol.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -32,7 +37,7 @@ from torch import nn
 
 from dgsp.divergences import js_grid
 from dgsp.nets import MLP, ConvDecoder, ConvEncoder
-from dgsp.train import Model, checkpoint_path, fit
+from dgsp.train import Model, checkpoint_path, fit, load_checkpoint_meta
 
 LOG2 = math.log(2.0)
 LOSSES = ("minimax", "nonsaturating", "wgan", "wgan-gp")
@@ -195,6 +200,8 @@ class AdversarialModel(Model):
     forward pass, and every batch is checked against ``data_shape`` before a step.
     One :meth:`training_step` consumes a batch of ``n_critic * m`` real samples: one chunk of m
     per discriminator update, in the order of the paper's algorithm.
+    ``lr_decay`` and ``decay_start`` (every model takes them) multiply both learning rates by ``lr_decay``
+    after each epoch from epoch ``decay_start`` on (``Model.on_epoch_end``); by default the rate is constant.
     """
 
     critic_norm: str | None = None
@@ -298,12 +305,13 @@ class GAN(AdversarialModel):
     def __init__(self, data_shape: Sequence[int] = (2,), latent_dim: int = 8, arch: str = "mlp",
                  hidden: Sequence[int] = (128, 128, 128), channels: int = 32, loss: str = "nonsaturating",
                  lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), k: int = 1,
-                 generator: nn.Module | None = None, discriminator: nn.Module | None = None):
+                 lr_decay: float = 1.0, decay_start: int = 0, generator: nn.Module | None = None,
+                 discriminator: nn.Module | None = None):
         if loss not in GENERATOR_LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; choose one of {sorted(GENERATOR_LOSSES)}")
         super().__init__(data_shape=data_shape, latent_dim=latent_dim, arch=arch, hidden=hidden,
                          channels=channels, n_critic=k, generator=generator, discriminator=discriminator,
-                         loss=loss, lr=lr, betas=list(betas))
+                         loss=loss, lr=lr, betas=list(betas), lr_decay=lr_decay, decay_start=decay_start)
         self.optimizers = {"d": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=tuple(betas)),
                            "g": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=tuple(betas))}
 
@@ -337,11 +345,12 @@ class WGAN(AdversarialModel):
 
     def __init__(self, data_shape: Sequence[int] = (2,), latent_dim: int = 8, arch: str = "mlp",
                  hidden: Sequence[int] = (128, 128, 128), channels: int = 32, lr: float = 5e-5,
-                 clip: float = 0.01, n_critic: int = 5, generator: nn.Module | None = None,
-                 discriminator: nn.Module | None = None):
+                 clip: float = 0.01, n_critic: int = 5, lr_decay: float = 1.0, decay_start: int = 0,
+                 generator: nn.Module | None = None, discriminator: nn.Module | None = None):
         super().__init__(data_shape=data_shape, latent_dim=latent_dim, arch=arch, hidden=hidden,
                          channels=channels, n_critic=n_critic, generator=generator,
-                         discriminator=discriminator, lr=lr, clip=clip)
+                         discriminator=discriminator, lr=lr, clip=clip, lr_decay=lr_decay,
+                         decay_start=decay_start)
         if clip <= 0:
             raise ValueError(f"clip must be positive, got {clip}")
         self.optimizers = {"d": torch.optim.RMSprop(self.discriminator.parameters(), lr=lr),
@@ -377,10 +386,12 @@ class WGANGP(WGAN):
     def __init__(self, data_shape: Sequence[int] = (2,), latent_dim: int = 8, arch: str = "mlp",
                  hidden: Sequence[int] = (128, 128, 128), channels: int = 32, lr: float = 1e-4,
                  betas: tuple[float, float] = (0.0, 0.9), lam: float = 10.0, n_critic: int = 5,
-                 generator: nn.Module | None = None, discriminator: nn.Module | None = None):
+                 lr_decay: float = 1.0, decay_start: int = 0, generator: nn.Module | None = None,
+                 discriminator: nn.Module | None = None):
         AdversarialModel.__init__(self, data_shape=data_shape, latent_dim=latent_dim, arch=arch, hidden=hidden,
                                   channels=channels, n_critic=n_critic, generator=generator,
-                                  discriminator=discriminator, lr=lr, betas=list(betas), lam=lam)
+                                  discriminator=discriminator, lr=lr, betas=list(betas), lam=lam,
+                                  lr_decay=lr_decay, decay_start=decay_start)
         self.optimizers = {"d": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=tuple(betas)),
                            "g": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=tuple(betas))}
 
@@ -405,6 +416,45 @@ def make_model(loss: str, **kwargs: Any) -> AdversarialModel:
     if loss == "wgan-gp":
         return WGANGP(**kwargs)
     raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
+
+
+# ----------------------------------------------------------------------------- the course's 2-D toy recipe
+TOY_LR = {"minimax": 1e-3, "nonsaturating": 1e-3, "wgan": 5e-4, "wgan-gp": 1e-3}
+
+
+def toy_recipe(loss: str, *, gen_steps: int, n_data: int, m: int = 256, final_lr: float = 0.05,
+               **overrides: Any) -> tuple[AdversarialModel, dict[str, int]]:
+    """The course's setting for the 2-D mixtures, after the toy experiments of Gulrajani et al. (2017, Sec. 3
+    and Fig. 1, and their released toy code): ReLU MLPs with three hidden layers of 128 units, a 2-d latent
+    code, m = 256 samples per discriminator step, Adam with beta1 = 0.5 (RMSProp for clipped WGAN), and for
+    WGAN-GP the toy penalty weight lam = 0.1 (10 is their value for images). The learning rate is
+    ``TOY_LR[loss]`` for the first half of the run, then decays geometrically to ``final_lr`` times that by
+    the end, which lets the generator settle its samples onto the modes.
+
+    Returns the model and the ``fit`` arguments (``epochs``, ``batch_size``) that give about ``gen_steps``
+    generator updates on ``n_data`` training points. ``overrides`` go to :func:`make_model`.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
+    n_critic = 1 if loss in GENERATOR_LOSSES else overrides.get("n_critic", 5)
+    batch = m * n_critic
+    if n_data < batch:
+        raise ValueError(f"n_data={n_data} is smaller than one training step's batch ({batch})")
+    epochs = max(1, round(gen_steps / (n_data // batch)))
+    start = epochs // 2
+    kwargs: dict[str, Any] = dict(latent_dim=2, hidden=(128, 128, 128), lr=TOY_LR[loss],
+                                  lr_decay=final_lr ** (1 / max(1, epochs - start)), decay_start=start)
+    if loss in GENERATOR_LOSSES:
+        kwargs["betas"] = (0.5, 0.999)
+    elif loss == "wgan-gp":
+        kwargs.update(betas=(0.5, 0.9), lam=0.1)
+    kwargs.update(overrides)
+    return make_model(loss, **kwargs), {"epochs": epochs, "batch_size": batch}
+
+
+# WGAN-GP on MNIST in the course: Gulrajani et al.'s MNIST betas (0.5, 0.9) with DCGAN's rate 2e-4 (their 1e-4
+# needs more generator steps than a CPU budget allows); lam = 10 and n_critic = 5 as in their Algorithm 1.
+MNIST_WGANGP = {"lr": 2e-4, "betas": (0.5, 0.9)}
 
 
 # ----------------------------------------------------------------------------- a discriminator for a fixed G
@@ -457,8 +507,9 @@ def train_with_snapshots(model: AdversarialModel, data: torch.Tensor, *, epochs:
                          callbacks: Sequence[Callable] = (), **fit_kwargs: Any) -> dict[int, torch.Tensor]:
     """``fit`` the model and keep G(snapshot_z) after every ``every`` epochs (epoch 0: before training).
 
-    Returns {epoch: samples (CPU)}. With a ``checkpoint`` the snapshots are saved beside it, so a
-    cached run (which ``fit`` loads without training) brings its snapshots back too.
+    Returns {epoch: samples (CPU)}. With a ``checkpoint`` the snapshots are saved beside it, tagged with
+    the run's config, so a cached run (which ``fit`` loads without training) brings its snapshots back too
+    and snapshots of a run with another config are never mixed in.
     """
     shots: dict[int, torch.Tensor] = {}
     if not model.history.keys():
@@ -471,9 +522,14 @@ def train_with_snapshots(model: AdversarialModel, data: torch.Tensor, *, epochs:
         checkpoint=checkpoint, **fit_kwargs)
     if checkpoint is None:
         return shots
-    path = checkpoint_path(checkpoint).with_suffix(".snapshots.pt")
-    stored = torch.load(path, weights_only=True) if path.is_file() else {}
+    ckpt = checkpoint_path(checkpoint)
+    config = json.dumps(load_checkpoint_meta(ckpt)["config"], sort_keys=True)
+    path = ckpt.with_suffix(".snapshots.pt")
+    saved = torch.load(path, weights_only=True) if path.is_file() else {}
+    stored = saved.get("shots", {}) if saved.get("config") == config else {}  # another run's: ignore
     if any(k > 0 for k in shots):  # trained now (from scratch or resumed): merge, newest wins
-        stored = {k: v for k, v in {**stored, **shots}.items() if k <= epochs}
-        torch.save(stored, path)
+        stored = {**stored, **shots}
+        tmp = path.with_suffix(".tmp")
+        torch.save({"config": config, "shots": stored}, tmp)
+        os.replace(tmp, path)
     return dict(sorted(stored.items()))
