@@ -192,6 +192,13 @@ def test_toy_recipe_schedule_and_settings(loss):
     assert model.optimizers["g"].param_groups[0]["lr"] == pytest.approx(0.05 * gan.TOY_LR[loss])
 
 
+def test_toy_recipe_batch_follows_discriminator_steps():
+    _, schedule = gan.toy_recipe("nonsaturating", gen_steps=100, n_data=12_800, k=2)
+    assert schedule["batch_size"] == 512
+    _, schedule = gan.toy_recipe("wgan-gp", gen_steps=100, n_data=12_800, n_critic=3)
+    assert schedule["batch_size"] == 768
+
+
 def test_toy_recipe_bad_input():
     with pytest.raises(ValueError, match="unknown loss"):
         gan.toy_recipe("hinge", gen_steps=10, n_data=1000)

@@ -436,7 +436,7 @@ def toy_recipe(loss: str, *, gen_steps: int, n_data: int, m: int = 256, final_lr
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
-    n_critic = 1 if loss in GENERATOR_LOSSES else overrides.get("n_critic", 5)
+    n_critic = overrides.get("k", 1) if loss in GENERATOR_LOSSES else overrides.get("n_critic", 5)
     batch = m * n_critic
     if n_data < batch:
         raise ValueError(f"n_data={n_data} is smaller than one training step's batch ({batch})")
