@@ -10,7 +10,7 @@ from torch import nn
 
 from dgsp import metrics
 from dgsp.models import gan
-from dgsp.nets import MLP
+from dgsp.nets import MLP, ConvEncoder
 
 
 def _normal_pdf(x: torch.Tensor, mu: float, sd: float) -> torch.Tensor:
@@ -262,3 +262,32 @@ def test_snapshots_are_cached_with_their_run_and_never_mixed(tmp_path, monkeypat
     other = run(2e-3, every=3)  # another config retrains; the first run's epochs 1 and 2 must not leak in
     assert sorted(other) == [0, 3]
     assert not torch.allclose(other[3], first[3])
+
+
+def test_gan_gradient_penalty_pins_a_linear_discriminators_slope():
+    # D(x) = w.x + b has gradient w everywhere, so gp * E(||grad D|| - 1)^2 pulls ||w|| to 1; without it, not
+    norms = {}
+    for gp in (0.0, 100.0):
+        torch.manual_seed(0)
+        model = gan.GAN(data_shape=(2,), latent_dim=2, generator=MLP(2, [8], 2), discriminator=MLP(2, [], 1),
+                        gp=gp, lr=1e-2)
+        x = torch.randn(64, 2) + torch.tensor([4.0, 0.0])
+        for _ in range(200):
+            out = model.training_step((x,))
+        norms[gp] = float(model.discriminator.net[0].weight.detach().norm())
+        assert math.isfinite(out["value"]) and out["value"] <= 0  # V(D, G) = -discriminator loss, no penalty in it
+    assert abs(norms[100.0] - 1) < 0.1
+    assert abs(norms[0.0] - 1) > 0.5
+
+
+def test_gan_gradient_penalty_needs_per_sample_scores():
+    plain = gan.GAN(data_shape=(1, 28, 28), arch="dcgan", latent_dim=8, channels=4)
+    penalised = gan.GAN(data_shape=(1, 28, 28), arch="dcgan", latent_dim=8, channels=4, **gan.MNIST_GAN)
+    has_bn = lambda net: any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # noqa: E731
+    assert has_bn(plain.discriminator) and not has_bn(penalised.discriminator)
+    assert "gp" not in plain.hparams and penalised.hparams["gp"] == 10.0  # old checkpoints keep their config
+    with pytest.raises(ValueError, match="batch norm"):
+        gan.GAN(data_shape=(1, 28, 28), arch="dcgan", latent_dim=8, channels=4, gp=10.0,
+                discriminator=ConvEncoder(1, channels=4, norm="batch"))
+    with pytest.raises(ValueError, match="gp must be >= 0"):
+        gan.GAN(gp=-1.0)
