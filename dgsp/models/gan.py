@@ -22,6 +22,9 @@ References
   released toy code: lambda = 0.1, three hidden ReLU layers, Adam betas (0.5, 0.9)),
   behind :func:`toy_recipe`.
 * Srivastava et al. (2017), VEEGAN, Sec. 5.1: the ring / grid mode-coverage protocol.
+* Fedus et al. (2018), *Many Paths to Equilibrium*, and Kurach et al. (2019), *A Large-Scale Study on
+  Regularization and Normalization in GANs*: the gradient penalty as a regulariser of the ordinary
+  (non-saturating) GAN's discriminator, behind ``GAN(gp=...)`` and :data:`MNIST_GAN`.
 """
 from __future__ import annotations
 
@@ -316,7 +319,7 @@ class GAN(AdversarialModel):
             raise ValueError(f"unknown GAN loss {loss!r}; choose one of {sorted(GENERATOR_LOSSES)}")
         if gp < 0:
             raise ValueError(f"the gradient-penalty weight gp must be >= 0, got {gp}")
-        if gp and discriminator is not None and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+        if gp and discriminator is not None and any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))
                                                     for m in discriminator.modules()):
             raise ValueError("gp > 0 needs per-sample discriminator scores; this discriminator has batch norm")
         self.critic_norm = None if gp else "batch"
