@@ -16,6 +16,7 @@ Smoke test: python benchmarks/bench_gan.py --quick-check
 """
 from __future__ import annotations
 
+import os
 import argparse
 import time
 
@@ -26,6 +27,8 @@ import dgsp
 from dgsp import metrics
 from dgsp.models import gan
 from dgsp.train import fit
+
+os.environ.setdefault("DGSP_PUBLISH", "1")  # a benchmark records into the committed figures/results.json
 
 
 def toy_benchmark(args) -> dict[str, float]:
@@ -55,58 +58,32 @@ def toy_benchmark(args) -> dict[str, float]:
     return out
 
 
-def lecture2_vae(args, x_train):
-    """The lecture-2 VAE (784-200-200-50 MLP, Bernoulli decoder), trained exactly as notebook 02 trains it,
-    so that ``fit`` loads the notebook's checkpoint when it exists instead of training again."""
-    from dgsp.models.vae import VAE
-
-    dgsp.seed_everything(0)
-    vae = VAE(z_dim=50, hidden=(200, 200)).to(dgsp.device())
-    fit(vae, x_train, epochs=args.vae_epochs, batch_size=100, progress=False,
-        checkpoint=None if args.quick_check else "02_vae_mlp_z50")
-    return vae
-
-
-def sample_n(sample, n: int) -> torch.Tensor:
-    return torch.cat([sample(min(500, n - i)) for i in range(0, n, 500)])
-
-
 def mnist_benchmark(args) -> tuple[dict[str, float], str]:
     dataset = dgsp.data.resolve("mnist")
-    x_train, _ = dgsp.data.load("mnist", "train", n=args.mnist_n)
-    x_test, _ = dgsp.data.load("mnist", "test", n=args.eval_n if args.eval_n < 10_000 else None)
-    clf = metrics.mnist_classifier(dataset, epochs=args.clf_epochs, n=args.mnist_n,
-                                   checkpoint="mnist_classifier" if not args.quick_check else "bench_03_clf_quick")
+    x_train, _ = dgsp.recipes.course_data("train", dataset)
+    x_test, _ = dgsp.data.load(dataset, "test", n=args.eval_n if args.eval_n < 10_000 else None)
+    clf = metrics.mnist_classifier(dataset)
     test_feats = metrics.classifier_features(clf, x_test)
     n_eval = len(x_test)
     floor = metrics.frechet_distance(test_feats, metrics.classifier_features(clf, x_train[:n_eval]))
     out = {"classifier_test_accuracy": clf.test_accuracy, "frechet_floor_real": floor}
     print(f"  classifier accuracy {clf.test_accuracy:.3f}; Fréchet floor (real test vs real train) {floor:.2f}")
-    models = {
-        # DCGAN's batch-norm discriminator, no penalty: reported, not held to the targets
-        "gan_ns": (gan.GAN(data_shape=(1, 28, 28), arch="dcgan", latent_dim=64, channels=args.channels), 64,
-                   args.gan_epochs),
-        # the course's MNIST recipe: the same loss with a gradient-penalised discriminator
-        "gan_ns_gp": (gan.GAN(data_shape=(1, 28, 28), arch="dcgan", latent_dim=64, channels=args.channels,
-                              **gan.MNIST_GAN), 64, args.gan_epochs),
-        "wgangp": (gan.WGANGP(data_shape=(1, 28, 28), arch="dcgan", latent_dim=64, channels=args.channels,
-                              **gan.MNIST_WGANGP), 320, args.wgangp_epochs),
-    }
+    # the course's recipes (dgsp.recipes.mnist_gan), trained longer than in the notebook: gan_ns is DCGAN's
+    # plain batch-norm discriminator, reported but not held to the targets
+    epochs = {"gan_ns": args.gan_epochs, "gan_ns_gp": args.gan_epochs, "wgangp": args.wgangp_epochs}
     samplers = {}
-    for name, (model, batch, epochs) in models.items():
-        dgsp.seed_everything(args.seed)
-        model.to(dgsp.device())
+    for name in dgsp.recipes.MNIST_GANS:
         t0 = time.perf_counter()
-        fit(model, x_train, epochs=epochs, batch_size=batch, progress=False,
-            checkpoint=None if args.quick_check else f"bench_03_mnist_{name}")
+        model = dgsp.recipes.mnist_gan(name, dataset, epochs=epochs[name])
         samplers[name] = model.sample
-        print(f"  trained {name} in {time.perf_counter() - t0:.0f} s ({len(model.history['loss_g'])} generator steps)")
+        print(f"  trained (or loaded) {name} in {time.perf_counter() - t0:.0f} s "
+              f"({len(model.history['loss_g'])} generator steps)")
     if not args.no_vae:
-        vae = lecture2_vae(args, x_train)
-        samplers["vae_mean"] = lambda n: vae.sample(n, mean=True)  # E[x | z]: the usual way to show VAE samples
-        samplers["vae_draw"] = lambda n: vae.sample(n, mean=False)  # x ~ p(x | z): Bernoulli pixels
+        vae = dgsp.recipes.mnist_vae(dataset, epochs=args.vae_epochs)  # notebook 02's run when it is cached
+        samplers["vae_mean"] = lambda n, generator=None: vae.sample(n, generator=generator, mean=True)  # E[x | z]
+        samplers["vae_draw"] = lambda n, generator=None: vae.sample(n, generator=generator, mean=False)  # Bernoulli
     for name, sample in samplers.items():
-        fake = sample_n(sample, n_eval)
+        fake = metrics.sample_in_chunks(sample, n_eval)
         fd = metrics.frechet_distance(metrics.classifier_features(clf, fake), test_feats)
         hist = metrics.class_histogram(clf, fake)
         out[f"frechet_{name}"] = fd
@@ -202,9 +179,7 @@ def main() -> None:
     p.add_argument("--toy-n", type=int, default=100_000, help="toy training samples")
     p.add_argument("--toy-hidden", type=int, nargs="+", default=None,
                    help="hidden widths (default: gan.toy_recipe's three layers of 128)")
-    p.add_argument("--mnist-n", type=int, default=None, help="training digits (default: all)")
     p.add_argument("--eval-n", type=int, default=10_000, help="digits for Fréchet distances")
-    p.add_argument("--clf-epochs", type=int, default=2)
     p.add_argument("--gan-epochs", type=int, default=10)
     p.add_argument("--wgangp-epochs", type=int, default=20)
     p.add_argument("--channels", type=int, default=32)
@@ -215,9 +190,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick-check", action="store_true", help="tiny settings: checks that everything runs")
     args = p.parse_args()
-    if args.quick_check:
+    if args.quick_check:  # quick mode: the recipes' small data, a private temp folder for checkpoints
+        os.environ["DGSP_QUICK"] = "1"
         args.toy_steps, args.toy_n, args.toy_hidden = 30, 4000, [32, 32]
-        args.mnist_n, args.eval_n, args.clf_epochs = 1000, 500, 1
+        args.eval_n = 500
         args.gan_epochs, args.wgangp_epochs, args.vae_epochs, args.throughput_steps = 1, 1, 1, 10
     print(f"device {dgsp.device()} | torch threads {torch.get_num_threads()}")
     quick = "quick check (tiny settings); " if args.quick_check else ""

@@ -8,10 +8,10 @@ The package behind the course notebooks. Start with::
     x, y = dgsp.data.load("mnist", split="train")
 """
 from dgsp.core import by_mode, device, is_quick, output_dir, project_dir, seed_everything
-from dgsp import data, metrics, nets, results, train, viz, widgets  # noqa: E402  (order: core first)
+from dgsp import adversarial, data, metrics, nets, recipes, results, train, viz, widgets  # noqa: E402  (core first)
 
 __all__ = [
     "by_mode", "device", "is_quick", "output_dir", "project_dir", "seed_everything",
-    "data", "metrics", "nets", "results", "train", "viz", "widgets",
+    "adversarial", "data", "metrics", "nets", "recipes", "results", "train", "viz", "widgets",
 ]
 __version__ = "0.1.0"

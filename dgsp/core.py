@@ -7,15 +7,21 @@ Everything that depends on the environment is read here, and only here:
   (fewer epochs, less data; the same code paths),
 * ``DGSP_HOME`` names the project folder (default: the nearest parent of the
   working directory holding ``pyproject.toml``), under which ``figures/``,
-  ``data/`` and ``checkpoints/`` live.
+  ``data/`` and ``checkpoints/`` live,
+* ``DGSP_PUBLISH=1`` (set by ``make course`` and ``make bench``) writes figures and
+  the results table into the committed ``figures/``; without it, full-mode runs
+  (e.g. from ``make lab``) write them under ``build/figures/``.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
-from typing import TypeVar
+from typing import Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -60,14 +66,34 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
-def seed_everything(seed: int = 0) -> torch.Generator:
-    """Seed Python, NumPy and torch (all devices); return a torch generator with that seed."""
+def seed_everything(seed: int = 0, deterministic: bool = False) -> torch.Generator:
+    """Seed Python, NumPy and torch (all devices); return a torch generator with that seed.
+
+    ``deterministic=True`` also asks cuDNN and torch for deterministic algorithms (a GPU run then repeats
+    bit for bit, a little slower); ops without a deterministic version warn instead of failing."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Run the block with torch using ``n`` CPU threads (None: leave it as it is), then restore the count."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -100,20 +126,30 @@ def project_dir() -> Path:
 _QUICK_TMP: Path | None = None
 
 
+def is_publishing() -> bool:
+    """True when ``DGSP_PUBLISH`` is set: figures and results go to the committed ``figures/``."""
+    return os.environ.get("DGSP_PUBLISH", "").strip().lower() in _TRUE
+
+
 def output_dir(kind: str) -> Path:
     """Where figures, results and checkpoints go.
 
-    Full mode writes into the project (``figures/``, ``checkpoints/``); quick
-    mode writes into a temporary folder private to this process, so tests never
-    touch tracked files and never reuse a checkpoint from another run.
+    Full mode keeps checkpoints in the project's ``checkpoints/`` (a cache shared by every run) and writes
+    figures and results into ``figures/`` when publishing (``DGSP_PUBLISH=1``, set by ``make course``),
+    else into ``build/figures/``, so an interactive run never overwrites the committed ones. Quick mode
+    writes everything into a temporary folder private to this process, removed when the process exits, so
+    tests never touch tracked files and never reuse a checkpoint from another run.
     """
     global _QUICK_TMP
     if is_quick():
         if _QUICK_TMP is None:
             _QUICK_TMP = Path(tempfile.mkdtemp(prefix="dgsp-quick-"))
+            atexit.register(shutil.rmtree, _QUICK_TMP, ignore_errors=True)
         root = _QUICK_TMP
-    else:
+    elif kind == "checkpoints" or is_publishing():
         root = project_dir()
+    else:
+        root = project_dir() / "build"
     path = root / kind
     path.mkdir(parents=True, exist_ok=True)
     return path

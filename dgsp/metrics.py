@@ -23,6 +23,16 @@ def map_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, bat
     return torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
+def sample_in_chunks(sample: Callable[..., torch.Tensor], n: int, chunk: int = 500, seed: int | None = 0) -> torch.Tensor:
+    """``n`` samples from ``sample(m, generator=...)`` (any course model's ``sample``), drawn ``chunk`` at a time
+    with one generator seeded by ``seed``, so an evaluation gives the same numbers whatever ran before it
+    (``seed=None``: torch's global generator)."""
+    if n <= 0 or chunk <= 0:
+        raise ValueError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
+    g = None if seed is None else torch.Generator().manual_seed(seed)
+    return torch.cat([sample(min(chunk, n - i), generator=g) for i in range(0, n, chunk)])
+
+
 def _check_pair(x: torch.Tensor, x_hat: torch.Tensor) -> None:
     if x.shape != x_hat.shape:
         raise ValueError(f"reconstruction has shape {tuple(x_hat.shape)} but the input has {tuple(x.shape)}")
@@ -189,7 +199,7 @@ class DigitClassifier(Model):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return {"loss": float(loss.detach())}
+        return {"loss": loss.detach()}
 
 
 def mnist_classifier(dataset: str = "mnist", epochs: int | None = None, n: int | None = None,

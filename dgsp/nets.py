@@ -26,12 +26,24 @@ def activation(name: str | None) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def check_shape(x: torch.Tensor, expected: Sequence[int | None], who: str) -> None:
-    """Raise a clear error unless ``x.shape`` matches ``expected`` (None = any size)."""
+def check_shape(x: torch.Tensor, expected: Sequence[int | None], who: str,
+                dtype: torch.dtype | None = None) -> None:
+    """Raise a clear error unless ``x.shape`` matches ``expected`` (None = any size) and, if given, ``x`` has
+    the floating-point ``dtype`` of the network's weights."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{who} expects a torch.Tensor, got {type(x).__name__}")
     ok = x.dim() == len(expected) and all(e is None or e == s for e, s in zip(expected, x.shape))
     if not ok:
         want = "(" + ", ".join("N" if e is None else str(e) for e in expected) + ")"
         raise ValueError(f"{who} expects input of shape {want}, got {tuple(x.shape)}")
+    if dtype is not None and x.dtype != dtype:
+        raise ValueError(f"{who} has {dtype} weights but got {x.dtype} input; convert it with x.to({dtype})")
+
+
+def weight_dtype(net: nn.Module) -> torch.dtype | None:
+    """The dtype of a network's first parameter (None for a network without parameters)."""
+    p = next(net.parameters(), None)
+    return None if p is None else p.dtype
 
 
 def _norm(kind: str | None, features: int, conv: bool) -> nn.Module:
@@ -69,7 +81,7 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.in_shape), type(self).__name__)
+        check_shape(x, (None, *self.in_shape), type(self).__name__, weight_dtype(self))
         return self.net(x.flatten(1)).view(-1, *self.out_shape)
 
 
@@ -92,7 +104,7 @@ class ConvEncoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, self.in_channels, 28, 28), type(self).__name__)
+        check_shape(x, (None, self.in_channels, 28, 28), type(self).__name__, weight_dtype(self))
         return self.net(x)
 
 
@@ -116,7 +128,7 @@ class ConvDecoder(nn.Module):
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        check_shape(z, (None, self.in_dim), type(self).__name__)
+        check_shape(z, (None, self.in_dim), type(self).__name__, weight_dtype(self))
         return self.net(z)
 
 

@@ -9,20 +9,25 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from dgsp.metrics import reconstruction_mse
 
 
-def live(compute: Callable[..., Any], draw: Callable[[Any], plt.Figure], **controls: Any):
+def live(compute: Callable[..., Any], draw: Callable[[Any], plt.Figure], arrange: str = "row", **controls: Any):
     """Build a widget: on every change, ``draw(compute(**values))`` is shown.
 
     ``controls`` are ipywidgets (e.g. ``IntSlider``) keyed by ``compute``'s
-    argument names. Returns the ``ipywidgets.VBox`` to display.
+    argument names. ``arrange`` places them: ``"row"`` (one row above the figure),
+    ``"column"`` (stacked above it) or ``"side"`` (stacked to the left of it).
+    Returns the ``ipywidgets.Box`` to display.
     """
     import ipywidgets as W
     from IPython.display import display
 
+    if arrange not in ("row", "column", "side"):
+        raise ValueError(f"arrange must be 'row', 'column' or 'side', got {arrange!r}")
     out = W.Output()
 
     def update(**values):
@@ -33,7 +38,16 @@ def live(compute: Callable[..., Any], draw: Callable[[Any], plt.Figure], **contr
             plt.close(fig)
 
     box = W.interactive(update, **controls)  # builds the controls and draws once
-    return W.VBox([W.HBox(list(box.children[:-1])), out])
+    inputs = list(box.children[:-1])
+    if arrange == "side":
+        return W.HBox([W.VBox(inputs), out])
+    return W.VBox([W.HBox(inputs) if arrange == "row" else W.VBox(inputs), out])
+
+
+def _device_of(module: torch.nn.Module, default: torch.device | str = "cpu") -> torch.device:
+    """The device of ``module``'s first parameter, or ``default`` for a module without parameters."""
+    p = next(module.parameters(), None)
+    return torch.device(default) if p is None else p.device
 
 
 # ----------------------------------------------------------------------------- lecture 1
@@ -43,18 +57,21 @@ def reconstruction_panel(x: torch.Tensor, pca_model, k: int, noise: float,
     """Corrupt ``x`` with Gaussian noise of std ``noise``; reconstruct it with PCA (first ``k``
     components of ``pca_model``) and with each autoencoder in ``models``.
 
-    Returns rows of images and each row's squared error against the *clean* input.
+    ``x``, the PCA and each model may live on any devices: every model runs on its own, and the
+    returned rows of images (on the CPU) come with each row's squared error against the *clean* input.
     """
     from dgsp.models.autoencoder import PCA, corrupt
 
     if not 1 <= k <= len(pca_model.components):
         raise ValueError(f"k must be between 1 and {len(pca_model.components)}, got {k}")
+    x = x.detach().cpu()
     g = torch.Generator().manual_seed(seed)
     noisy = corrupt(x, noise, "gaussian", generator=g)
     sub = PCA(pca_model.mean, pca_model.components[:k], pca_model.eigenvalues, pca_model.image_shape)
-    rows = {"input": x, f"noisy (σ={noise:.2f})": noisy, f"PCA k={k}": sub.reconstruct(noisy)}
-    for name, model in (models or {}).items():
-        rows[name] = model(noisy)
+    pca_rec = sub.reconstruct(noisy.to(pca_model.mean.device)).cpu()
+    rows = {"input": x, f"noisy (σ={noise:.2f})": noisy, f"PCA k={k}": pca_rec}
+    for name, model in (models or {}).items():  # each model runs on its own device
+        rows[name] = model(noisy.to(_device_of(model))).cpu()
     mse = {name: reconstruction_mse(x, img) for name, img in rows.items() if name != "input"}
     return {"rows": rows, "mse": mse}
 
@@ -84,39 +101,52 @@ def reconstruction_explorer(x: torch.Tensor, pca_model, models: dict[str, torch.
 def latent_traversal_panel(model, z_base: torch.Tensor, values: dict[int, float]) -> dict[str, Any]:
     """Set latent coordinates ``values`` (dim -> value) in a copy of ``z_base`` (z_dim,) and decode.
 
-    Returns the code and the decoded mean image E[x|z] of shape (1, C, H, W).
+    Returns the code ``z`` (CPU), the decoded mean image E[x|z] of shape (1, C, H, W) and ``dims``,
+    the coordinates that were set (in the order of ``values``), for the title.
     """
-    z = z_base.detach().clone().reshape(-1).to(model.device)
+    z = z_base.detach().clone().reshape(-1).to(_device_of(model))
     if len(z) != model.z_dim:
         raise ValueError(f"z_base must have {model.z_dim} entries, got {len(z)}")
-    for dim, value in values.items():
-        if not 0 <= int(dim) < model.z_dim:
+    dims = [int(d) for d in values]
+    for dim, value in zip(dims, values.values()):
+        if not 0 <= dim < model.z_dim:
             raise ValueError(f"latent dimension {dim} out of range 0..{model.z_dim - 1}")
-        z[int(dim)] = float(value)
+        z[dim] = float(value)
     model.eval()
-    return {"z": z.cpu(), "image": model.mean_image(z[None]).cpu()}
+    return {"z": z.cpu(), "image": model.mean_image(z[None]).cpu(), "dims": dims}
+
+
+def latent_title(z: torch.Tensor, dims: list[int] | None = None, per_line: int = 2) -> str:
+    """``"z[7]=+1.2, z[3]=-0.4"``: the coordinates ``dims`` of ``z`` (the ones the sliders move),
+    ``per_line`` to a line; without ``dims``, the first four coordinates."""
+    if not dims:
+        shown = ", ".join(f"{v:+.1f}" for v in z[:4].tolist()) + (" …" if len(z) > 4 else "")
+        return f"z = ({shown})"
+    parts = [f"z[{d}]={float(z[d]):+.1f}" for d in dims]
+    return "\n".join(", ".join(parts[i:i + per_line]) for i in range(0, len(parts), per_line))
 
 
 def draw_latent_image(result: dict[str, Any]) -> plt.Figure:
-    """Show the decoded image of :func:`latent_traversal_panel` with its code in the title."""
+    """Show the decoded image of :func:`latent_traversal_panel`, titled with the coordinates it set."""
     fig, ax = plt.subplots(figsize=(2.6, 2.8))
     ax.imshow(result["image"][0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
     ax.set_axis_off()
-    shown = ", ".join(f"{v:+.1f}" for v in result["z"][:4].tolist()) + (" …" if len(result["z"]) > 4 else "")
-    ax.set_title(f"z = ({shown})", fontsize=8)
+    ax.set_title(latent_title(result["z"], result.get("dims")), fontsize=8)
     return fig
 
 
 def latent_traversal(model, z_base: torch.Tensor | None = None, dims: list[int] | None = None, lim: float = 3.0):
-    """Sliders over latent coordinates ``dims`` (default: the first four), decoding live around ``z_base`` (default 0)."""
+    """Sliders over latent coordinates ``dims`` (default: the first four), decoding live around ``z_base``
+    (default 0). The sliders are stacked beside the image, wide enough to drag."""
     import ipywidgets as W
 
     z_base = torch.zeros(model.z_dim) if z_base is None else z_base.detach().cpu().reshape(-1)
-    dims = list(range(min(4, model.z_dim))) if dims is None else list(dims)
+    dims = list(range(min(4, model.z_dim))) if dims is None else [int(d) for d in dims]
     controls = {f"z{d}": W.FloatSlider(value=float(z_base[d]), min=-lim, max=lim, step=0.1, description=f"z[{d}]",
-                                       continuous_update=True) for d in dims}
+                                       continuous_update=True, layout=W.Layout(width="360px"),
+                                       style={"description_width": "initial"}) for d in dims}
     return live(lambda **kw: latent_traversal_panel(model, z_base, {int(k[1:]): v for k, v in kw.items()}),
-                draw_latent_image, **controls)
+                draw_latent_image, arrange="side", **controls)
 
 
 def beta_panel(runs: dict[float, dict[str, Any]], beta: float) -> dict[str, Any]:
@@ -166,82 +196,148 @@ def beta_explorer(runs: dict[float, dict[str, Any]]):
 
 
 # ----------------------------------------------------------------------------- lecture 3
-def gan_playground(loss: str = "wgan-gp", lr: float = 1e-3, n_critic: int = 5, clip: float = 0.01,
-                   toy: str = "ring8", steps: int = 300, batch_size: int = 128, hidden: int = 64,
+# The playground's defaults: the course's toy recipe (gan.toy_recipe: Adam with betas (0.5, 0.9), a 2-d latent
+# code, the learning rate held for the first half of the run and then decayed to 5% of its start) with the
+# non-saturating loss, k = 1 and two hidden layers of 64 units, so that the first run a student sees converges
+# on ring8: 8/8 modes with 84-95% of the samples within 3 std of a mode (22 of 24 seeds 8/8, the other two 6-7/8)
+# in about 4-5 s on a 2-core CPU. A lr of 3e-3 covers 8/8 less reliably (10 of 12 seeds), 1e-3 is too slow
+# for 2,000 steps; without the decay the samples never settle. WGAN-GP gets the toy penalty weight lam = 0.1.
+PLAYGROUND: dict[str, Any] = {"loss": "nonsaturating", "lr": 1e-2, "n_critic": 1, "clip": 0.01, "lam": 0.1,
+                              "decay": True, "steps": 2000, "batch_size": 128, "hidden": 64,
+                              "betas": (0.5, 0.9), "final_lr": 0.05}
+
+
+def plot_extent(real: torch.Tensor, fake: torch.Tensor, margin: float = 0.1, quantile: float = 0.99,
+                max_scale: float = 3.0) -> tuple[float, float, float, float]:
+    """The box ``(x0, x1, y0, y1)`` to draw 2-D samples in: it holds every ``real`` point and, on each axis,
+    the central ``quantile`` of the ``fake`` ones, widened by ``margin`` of its size on every side. It is
+    clipped to ``max_scale`` times the real data's box (about its centre), so that a few runaway generated
+    points cannot shrink the data to a dot."""
+    real, fake = real.detach().float().cpu(), fake.detach().float().cpu()
+    lo = torch.minimum(real.min(0).values, fake.quantile(1 - quantile, dim=0))
+    hi = torch.maximum(real.max(0).values, fake.quantile(quantile, dim=0))
+    lo, hi = lo - margin * (hi - lo), hi + margin * (hi - lo)
+    centre, half = (real.max(0).values + real.min(0).values) / 2, (real.max(0).values - real.min(0).values) / 2
+    lo, hi = torch.maximum(lo, centre - max_scale * half), torch.minimum(hi, centre + max_scale * half)
+    return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
+
+
+def _segments(steps: int, most: int = 10) -> int:
+    """The number of epochs (at most ``most``) to split ``steps`` generator updates into, exactly."""
+    return max(d for d in range(1, most + 1) if steps % d == 0)
+
+
+def gan_playground(loss: str = PLAYGROUND["loss"], lr: float = PLAYGROUND["lr"],
+                   n_critic: int = PLAYGROUND["n_critic"], clip: float = PLAYGROUND["clip"], toy: str = "ring8",
+                   steps: int = PLAYGROUND["steps"], batch_size: int = PLAYGROUND["batch_size"],
+                   hidden: int = PLAYGROUND["hidden"], lam: float = PLAYGROUND["lam"],
+                   decay: bool = PLAYGROUND["decay"], betas: tuple[float, float] = PLAYGROUND["betas"],
                    grid_size: int = 60, seed: int = 0) -> dict[str, Any]:
     """Train a small 2-D GAN for ``steps`` generator updates and return what to draw.
 
     ``loss`` is ``minimax``, ``nonsaturating`` (GAN; ``n_critic`` is Goodfellow's k), ``wgan``
-    (RMSProp with weight clipping at ``clip``) or ``wgan-gp``. Returns real and generated samples,
-    the discriminator's D(x) (GAN) or the critic's f(x) (WGAN) on a grid, the loss history, the
-    mode coverage and the wall time in seconds.
+    (RMSProp with weight clipping at ``clip``) or ``wgan-gp`` (penalty weight ``lam``). The model comes
+    from :func:`dgsp.models.gan.toy_recipe` with two hidden layers of ``hidden`` units, ``batch_size``
+    samples per discriminator step and Adam ``betas``; with ``decay`` the learning rate decays over the
+    second half of the run to ``PLAYGROUND["final_lr"]`` of its start. The defaults are :data:`PLAYGROUND`.
+
+    Returns real and generated samples, the discriminator's D(x) (GAN) or the critic's f(x) (WGAN) on a
+    grid over :func:`plot_extent`, the loss history, the mode coverage and the training time in seconds.
     """
     import time
 
     from dgsp.core import seed_everything
     from dgsp.data import toy as make_toy
     from dgsp.metrics import mode_coverage
-    from dgsp.models.gan import GENERATOR_LOSSES, make_model
+    from dgsp.models.gan import GENERATOR_LOSSES, toy_recipe
     from dgsp.train import fit
 
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
     seed_everything(seed)
     target = make_toy(toy)
-    kwargs: dict[str, Any] = {"hidden": (hidden, hidden), "lr": lr, "latent_dim": 2}
-    kwargs.update({"k": n_critic} if loss in GENERATOR_LOSSES else {"n_critic": n_critic})
-    if loss == "wgan":
-        kwargs["clip"] = clip
-    model = make_model(loss, **kwargs).cpu()
-    per_step = batch_size * n_critic
-    data = target.sample(steps * per_step, seed=seed, device="cpu")
+    is_gan = loss in GENERATOR_LOSSES
+    overrides: dict[str, Any] = {"hidden": (hidden, hidden), "lr": lr, ("k" if is_gan else "n_critic"): n_critic}
+    overrides.update({"clip": clip} if loss == "wgan" else {"betas": tuple(betas)})
+    if loss == "wgan-gp":
+        overrides["lam"] = lam
+    epochs, per_step = _segments(steps), batch_size * n_critic
+    model, schedule = toy_recipe(loss, gen_steps=steps, n_data=steps // epochs * per_step, m=batch_size,
+                                 final_lr=PLAYGROUND["final_lr"] if decay else 1.0, **overrides)
+    data = target.sample(steps // epochs * per_step, seed=seed, device="cpu")
     t0 = time.perf_counter()
-    fit(model, data, epochs=1, batch_size=per_step, seed=seed, progress=False)
+    fit(model.cpu(), data, **schedule, seed=seed, progress=False)
     seconds = time.perf_counter() - t0
     real = target.sample(1000, seed=seed + 1, device="cpu")
     fake = model.sample(1000).cpu()
-    lim = float(target.modes.abs().max()) * 1.5 if target.modes is not None else 3.0
-    ticks = torch.linspace(-lim, lim, grid_size)
-    xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
+    x0, x1, y0, y1 = plot_extent(real, fake)
+    xx, yy = torch.meshgrid(torch.linspace(x0, x1, grid_size), torch.linspace(y0, y1, grid_size), indexing="xy")
     with torch.no_grad():
         s = model.score(torch.stack([xx.flatten(), yy.flatten()], 1)).view(grid_size, grid_size)
-    is_gan = loss in GENERATOR_LOSSES
     history = {k: model.history[k] for k in model.history.keys() if k not in ("epoch", "time")}
-    return {"loss": loss, "real": real, "fake": fake, "xx": xx, "yy": yy,
+    return {"loss": loss, "real": real, "fake": fake, "xx": xx, "yy": yy, "extent": (x0, x1, y0, y1),
             "surface": torch.sigmoid(s) if is_gan else s, "surface_label": "D(x)" if is_gan else "critic f(x)",
             "history": history, "seconds": seconds,
             "coverage": mode_coverage(fake, target.modes, target.std) if target.modes is not None else None}
 
 
+def _smooth(values: list[float], window: int) -> np.ndarray:
+    """Running mean over ``window`` points (the first ``window - 1`` dropped)."""
+    v = np.asarray(values, dtype=float)
+    return np.convolve(v, np.ones(window) / window, mode="valid") if len(v) >= window else v
+
+
 def draw_gan_playground(result: dict[str, Any]) -> plt.Figure:
-    """Samples over the discriminator/critic surface, and the training curves."""
+    """Samples over the discriminator/critic surface (sized by :func:`plot_extent`), and the training curves."""
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
     cs = ax.contourf(result["xx"], result["yy"], result["surface"], levels=20, cmap="coolwarm", alpha=0.8)
     fig.colorbar(cs, ax=ax, label=result["surface_label"])
     ax.scatter(*result["real"].T, s=3, c="k", alpha=0.4, label="data")
     ax.scatter(*result["fake"].T, s=3, c="gold", alpha=0.7, label="generated")
+    x0, x1, y0, y1 = result["extent"]
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
-    ax.legend(loc="upper right", markerscale=3, fontsize=8)
+    ax.legend(loc="best", markerscale=3, fontsize=8)
+    fake = result["fake"]
+    off = int(((fake[:, 0] < x0) | (fake[:, 0] > x1) | (fake[:, 1] < y0) | (fake[:, 1] > y1)).sum())
     cov = result["coverage"]
     extra = f" | modes {cov['modes_covered']}/{cov['n_modes']}, HQ {cov['high_quality']:.0%}" if cov else ""
+    extra += f" | {off} samples off the plot" if off else ""
     ax.set_title(f"{result['loss']}: {result['seconds']:.1f} s{extra}", fontsize=10)
+    window = max(1, max((len(v) for v in result["history"].values()), default=0) // 50)
     for name, values in result["history"].items():
-        ax2.plot(values, label=name, lw=1)
+        smooth = _smooth(values, window)
+        ax2.plot(np.arange(len(smooth)) + len(values) - len(smooth), smooth, label=name, lw=1)
     ax2.set_xlabel("generator step")
     ax2.legend(fontsize=8)
-    ax2.set_title("training curves", fontsize=10)
+    ax2.set_title(f"training curves (running mean over {window} steps)" if window > 1 else "training curves",
+                  fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def gan_explorer(toy: str = "ring8", steps: int = 300):
-    """Controls for the loss, learning rate, n_critic and clip value; each change retrains (a few seconds)."""
+def gan_explorer(toy: str = "ring8", steps: int = PLAYGROUND["steps"]):
+    """Controls for the loss, learning rate, n_critic, clip value, penalty weight, learning-rate decay and seed,
+    starting from :data:`PLAYGROUND`; each change retrains (a few seconds; longer with larger n_critic)."""
     import ipywidgets as W
 
-    return live(lambda loss, lr, n_critic, clip: gan_playground(loss, lr, n_critic, clip, toy=toy, steps=steps),
-                draw_gan_playground,
-                loss=W.Dropdown(options=["minimax", "nonsaturating", "wgan", "wgan-gp"], value="wgan-gp",
-                                description="loss"),
-                lr=W.FloatLogSlider(value=1e-3, base=10, min=-5, max=-2, step=0.25, description="lr",
-                                    continuous_update=False),
-                n_critic=W.IntSlider(value=5, min=1, max=10, description="n_critic", continuous_update=False),
-                clip=W.FloatLogSlider(value=0.01, base=10, min=-3, max=0, step=0.25, description="clip",
-                                      continuous_update=False))
+    wide = {"layout": W.Layout(width="360px"), "style": {"description_width": "initial"}}
+
+    def choice(options: list[float], value: float, description: str) -> Any:
+        return W.SelectionSlider(options=options, value=value, description=description, continuous_update=False,
+                                 **wide)
+
+    def run(loss: str, lr: float, n_critic: int, clip: float, lam: float, decay: bool, seed: int) -> dict[str, Any]:
+        return gan_playground(loss, lr, n_critic, clip, toy=toy, steps=steps, lam=lam, decay=decay, seed=seed)
+
+    return live(run, draw_gan_playground, arrange="column",
+                loss=W.Dropdown(options=["minimax", "nonsaturating", "wgan", "wgan-gp"], value=PLAYGROUND["loss"],
+                                description="loss", **wide),
+                lr=choice([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2], PLAYGROUND["lr"], "learning rate"),
+                n_critic=W.IntSlider(value=PLAYGROUND["n_critic"], min=1, max=10, description="n_critic (k)",
+                                     continuous_update=False, **wide),
+                clip=choice([0.001, 0.003, 0.01, 0.03, 0.1, 0.3], PLAYGROUND["clip"], "clip (wgan)"),
+                lam=choice([0.01, 0.1, 1.0, 10.0], PLAYGROUND["lam"], "λ (wgan-gp)"),
+                decay=W.Checkbox(value=PLAYGROUND["decay"], description="lr decay in the second half", **wide),
+                seed=W.BoundedIntText(value=0, min=0, max=999, description="seed", **wide))

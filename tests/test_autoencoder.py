@@ -65,7 +65,7 @@ def test_autoencoder_shapes_and_one_step(arch):
     model = Autoencoder(code_dim=4, arch=arch, hidden=(32,), channels=8)
     x = torch.rand(8, 1, 28, 28)
     assert model.encode(x).shape == (8, 4) and model(x).shape == x.shape
-    metrics = model.training_step((x,))
+    metrics = {k: float(v) for k, v in model.training_step((x,)).items()}
     assert set(metrics) == {"loss", "recon", "l1"} and all(np.isfinite(list(metrics.values())))
 
 
@@ -84,6 +84,14 @@ def test_autoencoder_errors():
         Autoencoder(code_dim=2, arch="mlp", hidden=(8,)).encode(torch.zeros(2, 1, 8, 8))
     with pytest.raises(ValueError, match="linear autoencoder only"):
         Autoencoder(code_dim=2, arch="mlp", hidden=(8,)).decoder_basis()
+    for arch in ("linear", "mlp", "conv"):  # float64 images: a dgsp message, not a matmul error from torch
+        with pytest.raises(ValueError, match="float32 weights but got torch.float64 input"):
+            Autoencoder(code_dim=2, arch=arch, hidden=(8,), channels=4)(torch.rand(2, 1, 28, 28, dtype=torch.float64))
+    with pytest.raises(ValueError, match="float64"):
+        dgsp.train.fit(Autoencoder(code_dim=2, arch="mlp", hidden=(8,)), torch.rand(4, 1, 28, 28).double(), epochs=1,
+                       batch_size=2)
+    with pytest.raises(ValueError, match="expects input of shape"):
+        dgsp.train.fit(Autoencoder(code_dim=2, arch="mlp", hidden=(8,)), torch.rand(4, 1, 8, 8), epochs=1, batch_size=2)
 
 
 def test_sparse_penalty_and_k_sparse_codes():

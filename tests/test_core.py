@@ -48,7 +48,34 @@ def test_outputs_go_to_temp_in_quick_mode(monkeypatch, tmp_path):
     quick_dir = dgsp.output_dir("figures")
     assert tmp_path not in quick_dir.parents
     monkeypatch.setenv("DGSP_QUICK", "0")
+    monkeypatch.delenv("DGSP_PUBLISH", raising=False)
+    # an interactive full-mode run (make lab) never writes into the committed figures/ ...
+    assert dgsp.output_dir("figures") == tmp_path / "build" / "figures"
+    assert dgsp.output_dir("checkpoints") == tmp_path / "checkpoints"  # ... but shares the checkpoint cache
+    monkeypatch.setenv("DGSP_PUBLISH", "1")  # make course publishes
     assert dgsp.output_dir("figures") == tmp_path / "figures"
+
+
+def test_quick_mode_folder_is_removed_at_exit(tmp_path):
+    import subprocess
+    import sys
+
+    code = "import dgsp; print(dgsp.output_dir('figures'))"
+    env = {**__import__("os").environ, "DGSP_QUICK": "1", "DGSP_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    folder = Path(out.stdout.strip())
+    assert folder.name == "figures" and not folder.parent.exists()
+
+
+def test_seed_everything_deterministic_flag(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        dgsp.seed_everything(0, deterministic=True)
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def test_project_dir_finds_pyproject(monkeypatch):

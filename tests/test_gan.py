@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from dgsp import metrics
+from dgsp import adversarial, metrics
+from dgsp.train import fit
 from dgsp.models import gan
 from dgsp.nets import MLP, ConvEncoder
 
@@ -250,8 +251,9 @@ def test_snapshots_are_cached_with_their_run_and_never_mixed(tmp_path, monkeypat
     def run(lr, every):
         torch.manual_seed(0)
         model = gan.GAN(hidden=(8,), latent_dim=2, lr=lr)
-        return gan.train_with_snapshots(model, data, epochs=3, batch_size=16, snapshot_z=z, every=every,
-                                        checkpoint="snap", progress=False)
+        fit(model, data, epochs=3, batch_size=16, eval_every=every, checkpoint="snap", progress=False,
+            snapshot=lambda m: m.sample(len(z), z=z))
+        return model.history.snapshots
 
     first = run(1e-3, every=1)
     assert sorted(first) == [0, 1, 2, 3]
@@ -262,6 +264,30 @@ def test_snapshots_are_cached_with_their_run_and_never_mixed(tmp_path, monkeypat
     other = run(2e-3, every=3)  # another config retrains; the first run's epochs 1 and 2 must not leak in
     assert sorted(other) == [0, 3]
     assert not torch.allclose(other[3], first[3])
+
+
+def test_seeded_samples_do_not_depend_on_the_global_generator():
+    model = gan.GAN(hidden=(8,), latent_dim=2)
+    torch.manual_seed(1)
+    a = model.sample(10, generator=torch.Generator().manual_seed(3))
+    torch.manual_seed(2)
+    b = model.sample(10, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+def test_penalty_and_input_gradient_take_pairs():
+    # a critic on pairs (x, z), as BiGAN's: f(x, z) = a.x + b.z has gradient (a, b) everywhere
+    a, b = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 4.0, 0.0])
+    critic = lambda x, z: x @ a + z @ b  # noqa: E731
+    x, z = torch.randn(6, 2), torch.randn(6, 3)
+    grad = adversarial.input_gradient(critic, (x, z))
+    assert grad.shape == (6, 5) and torch.allclose(grad, torch.cat([a, b]).expand(6, 5))
+    gp = adversarial.gradient_penalty(critic, (x, z), (torch.randn(6, 2), torch.randn(6, 3)), lam=1.0)
+    assert float(gp) == pytest.approx((5.0 - 1.0) ** 2)  # ||(a, b)|| = 5
+    with pytest.raises(ValueError, match="same shapes"):
+        adversarial.gradient_penalty(critic, (x, z), (x, z[:, :2]))
+    assert adversarial.has_batch_norm(torch.nn.Sequential(torch.nn.BatchNorm1d(3)))
+    assert not adversarial.has_batch_norm(MLP(2, [4], 1))
 
 
 def test_gan_gradient_penalty_pins_a_linear_discriminators_slope():

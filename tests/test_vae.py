@@ -6,6 +6,7 @@ import torch
 
 from dgsp.models import vae as V
 from dgsp import widgets
+from dgsp.train import fit
 
 
 def small_vae(**kw) -> V.VAE:
@@ -56,7 +57,7 @@ def test_shapes_and_one_step(kw):
     assert rec.shape == x.shape and 0 <= float(rec.min()) and float(rec.max()) <= 1
     assert model.sample(5).shape == (5, 1, 28, 28)
     assert model.sample(5, mean=False, generator=torch.Generator().manual_seed(0)).shape == (5, 1, 28, 28)
-    metrics = model.training_step((x,))
+    metrics = {k: float(v) for k, v in model.training_step((x,)).items()}
     assert set(metrics) == {"loss", "elbo", "recon", "kl"}
     assert all(math.isfinite(v) for v in metrics.values())
     assert metrics["kl"] >= 0 and metrics["elbo"] == pytest.approx(metrics["recon"] - metrics["kl"], rel=1e-5)
@@ -65,7 +66,15 @@ def test_shapes_and_one_step(kw):
 def test_clear_errors():
     model = small_vae()
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        model.training_step((images(4) * 255,))
+        fit(model, images(4) * 255, epochs=1, batch_size=2)  # checked once, before the first step
+    nan = images(4)
+    nan[2, 0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match="non-finite.*row 2"):
+        fit(model, nan, epochs=1, batch_size=2)
+    with pytest.raises(ValueError, match="non-finite.*row 2"):
+        V.elbo(model, nan)
+    with pytest.raises(ValueError, match="float64"):
+        fit(model, images(4).double(), epochs=1, batch_size=2)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         V.elbo(model, images(4) - 0.5)
     with pytest.raises(ValueError, match="expects input of shape"):

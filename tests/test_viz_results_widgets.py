@@ -22,7 +22,10 @@ def test_savefig_goes_to_temp_in_quick_mode(monkeypatch, tmp_path):
 def test_savefig_full_mode_writes_figures(monkeypatch, tmp_path):
     monkeypatch.setenv("DGSP_HOME", str(tmp_path))
     monkeypatch.setenv("DGSP_QUICK", "0")
+    monkeypatch.delenv("DGSP_PUBLISH", raising=False)
     fig, _ = plt.subplots()
+    assert viz.savefig(fig, "full") == tmp_path / "build" / "figures" / "full.png"  # an interactive run
+    monkeypatch.setenv("DGSP_PUBLISH", "1")  # make course
     assert viz.savefig(fig, "full") == tmp_path / "figures" / "full.png"
     plt.close(fig)
 
@@ -49,6 +52,7 @@ def test_plots_return_axes_and_check_shapes():
 def test_results_record_and_markdown(monkeypatch, tmp_path):
     monkeypatch.setenv("DGSP_HOME", str(tmp_path))
     monkeypatch.setenv("DGSP_QUICK", "0")
+    monkeypatch.setenv("DGSP_PUBLISH", "1")  # into the committed figures/, as make course does
     results.record("01_test", {"mse": 1.5, "angle": 2}, dataset="mnist5k")
     results.record("02_test", {"nll": 90.0}, dataset="mnist")
     table = json.loads((tmp_path / "figures" / "results.json").read_text())
@@ -62,9 +66,9 @@ def test_results_record_and_markdown(monkeypatch, tmp_path):
 
 
 def test_reconstruction_panel_is_pure():
-    x, _ = dgsp.data.load("mnist5k", "test", n=20)
+    x, _ = dgsp.data.load("mnist5k", "test", n=20)  # on dgsp.device(): CUDA where there is one
     p = pca(x, 10)
-    model = Autoencoder(code_dim=4, arch="mlp", hidden=(16,)).eval()
+    model = Autoencoder(code_dim=4, arch="mlp", hidden=(16,)).to(x.device).eval()
     out = widgets.reconstruction_panel(x[:5], p, k=3, noise=0.0, models={"ae": model})
     assert list(out["rows"]) == ["input", "noisy (σ=0.00)", "PCA k=3", "ae"]
     assert out["mse"]["noisy (σ=0.00)"] == 0.0
@@ -78,6 +82,95 @@ def test_reconstruction_panel_is_pure():
     plt.close(fig)
     with pytest.raises(ValueError, match="k must be between"):
         widgets.reconstruction_panel(x[:5], p, k=11, noise=0.0)
+
+
+def test_reconstruction_panel_runs_each_model_on_its_own_device():
+    x, _ = dgsp.data.load("mnist5k", "test", n=20)
+    p = pca(x, 6)
+    on_data = Autoencoder(code_dim=4, arch="mlp", hidden=(16,)).to(x.device).eval()
+    on_cpu = Autoencoder(code_dim=4, arch="mlp", hidden=(16,)).eval()
+    models = {"data device": on_data, "cpu": on_cpu, "identity": torch.nn.Identity()}  # no parameters
+    out = widgets.reconstruction_panel(x[:5], p, k=3, noise=0.2, models=models)
+    assert all(img.device.type == "cpu" for img in out["rows"].values())  # ready to draw
+    noisy = out["rows"]["noisy (σ=0.20)"]
+    torch.testing.assert_close(out["rows"]["identity"], noisy)
+    torch.testing.assert_close(out["rows"]["cpu"], on_cpu(noisy))
+    assert out["mse"]["identity"] == out["mse"]["noisy (σ=0.20)"]
+
+
+def test_latent_title_names_the_moved_dims():
+    from dgsp.models.vae import VAE
+
+    model = VAE(z_dim=8, hidden=(16,))
+    base = torch.linspace(-1, 1, 8)
+    out = widgets.latent_traversal_panel(model, base, {7: 1.2, 3: -0.4})
+    assert out["dims"] == [7, 3]
+    title = widgets.latent_title(out["z"], out["dims"])
+    assert "z[7]=+1.2" in title and "z[3]=-0.4" in title and "z[0]" not in title
+    moved = widgets.latent_traversal_panel(model, base, {7: -2.5, 3: -0.4})
+    assert widgets.latent_title(moved["z"], moved["dims"]) != title and "z[7]=-2.5" in \
+        widgets.latent_title(moved["z"], moved["dims"])
+    fig = widgets.draw_latent_image(out)
+    assert fig.axes[0].get_title() == title
+    plt.close(fig)
+    assert widgets.latent_title(out["z"]).startswith("z = (")  # no dims: the first coordinates
+
+
+def test_latent_traversal_sliders_are_wide_and_stacked():
+    import ipywidgets
+
+    from dgsp.models.vae import VAE
+
+    model = VAE(z_dim=8, hidden=(16,))
+    box = widgets.latent_traversal(model, torch.zeros(8), dims=[6, 2, 5])
+    sliders = box.children[0].children
+    assert isinstance(box, ipywidgets.HBox) and isinstance(box.children[0], ipywidgets.VBox)
+    assert [s.description for s in sliders] == ["z[6]", "z[2]", "z[5]"]
+    assert all(s.layout.width for s in sliders)
+    plt.close("all")
+    with pytest.raises(ValueError, match="arrange"):
+        widgets.live(lambda a: a, lambda r: plt.figure(), arrange="grid", a=ipywidgets.IntSlider())
+
+
+def test_plot_extent_holds_the_samples_but_ignores_runaways():
+    ring = dgsp.data.toy("ring8")
+    real, fake = ring.sample(500, seed=0), 1.3 * ring.sample(500, seed=1)
+    x0, x1, y0, y1 = widgets.plot_extent(real, fake)
+    for pts in (real, fake):
+        assert x0 < float(pts[:, 0].min()) and float(pts[:, 0].max()) < x1
+        assert y0 < float(pts[:, 1].min()) and float(pts[:, 1].max()) < y1
+    runaway = torch.cat([real, torch.tensor([[1e4, -1e4]])])
+    x0, x1, y0, y1 = widgets.plot_extent(real, runaway)
+    assert x1 <= 3 * 2.1 and y0 >= -3 * 2.1  # at most max_scale times the data's box
+    assert x0 < float(real[:, 0].min()) and float(real[:, 0].max()) < x1
+
+
+def test_gan_playground_defaults_match_the_docs():
+    import inspect
+
+    params = inspect.signature(widgets.gan_playground).parameters
+    for name in ("loss", "lr", "n_critic", "clip", "lam", "decay", "steps", "batch_size", "hidden", "betas"):
+        assert params[name].default == widgets.PLAYGROUND[name], name
+    assert widgets.PLAYGROUND["loss"] == "nonsaturating" and widgets.PLAYGROUND["decay"]
+    controls = widgets.gan_explorer(steps=2).children[0].children
+    plt.close("all")
+    values = {c.description: c.value for c in controls}
+    assert values["loss"] == "nonsaturating" and values["learning rate"] == widgets.PLAYGROUND["lr"]
+    assert values["λ (wgan-gp)"] == widgets.PLAYGROUND["lam"] and values["n_critic (k)"] == 1
+
+
+def test_gan_playground_defaults_converge_on_the_ring():
+    """What a student sees first: all 8 modes, most samples within 3 std of a mode (a few seconds)."""
+    out = widgets.gan_playground(grid_size=20)
+    cov = out["coverage"]
+    assert cov["modes_covered"] == 8 and cov["high_quality"] > 0.6, cov
+    x0, x1, y0, y1 = out["extent"]
+    def inside(pts):
+        return ((x0 <= pts[:, 0]) & (pts[:, 0] <= x1) & (y0 <= pts[:, 1]) & (pts[:, 1] <= y1)).float().mean()
+
+    assert inside(out["real"]) == 1 and inside(out["fake"]) > 0.98
+    assert len(out["history"]["loss_g"]) == widgets.PLAYGROUND["steps"]
+    plt.close(widgets.draw_gan_playground(out))
 
 
 def test_reconstruction_explorer_builds():

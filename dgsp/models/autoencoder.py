@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dgsp.core import rand_like, randn_like
-from dgsp.nets import MLP, ConvDecoder, ConvEncoder, activation, check_shape
+from dgsp.data import check_images
+from dgsp.nets import MLP, ConvDecoder, ConvEncoder, activation, check_shape, weight_dtype
 from dgsp.train import Model
 
 
@@ -158,9 +159,13 @@ class Autoencoder(Model):
             raise ValueError(f"unknown arch {arch!r}; choose 'linear', 'mlp' or 'conv'")
         self.optimizers = {"ae": torch.optim.Adam(self.parameters(), lr=lr)}
 
+    def check_data(self, data: tuple[torch.Tensor, ...]) -> None:
+        """Called once by :func:`dgsp.train.fit`: float images of the model's shape, finite."""
+        check_images(data[0], self.image_shape, f"the {type(self).__name__}")
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The code z = f(x), made k-sparse if the model is."""
-        check_shape(x, (None, *self.image_shape), type(self).__name__)
+        check_shape(x, (None, *self.image_shape), type(self).__name__, weight_dtype(self))
         z = self.encoder(x)
         k = self.hparams["k_sparse"]
         return keep_top_k(z, k) if k else z
@@ -189,7 +194,7 @@ class Autoencoder(Model):
         terms = self.loss(batch[0])
         terms["loss"].backward()
         opt.step()
-        return {k: float(v.detach()) for k, v in terms.items()}
+        return {k: v.detach() for k, v in terms.items()}
 
     def decoder_basis(self) -> torch.Tensor:
         """For the linear model: the decoder's weight (d, k), whose columns span the learned subspace."""

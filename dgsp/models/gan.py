@@ -1,5 +1,8 @@
 """Lecture 3: generative adversarial networks and Wasserstein GANs.
 
+The losses and penalties (eq. 1, WGAN eq. 3, the gradient penalty, clipping) live in :mod:`dgsp.adversarial`,
+shared with lectures 4, 5 and 7; this file holds the GAN models and the lecture's theory helpers.
+
 References
 ----------
 * Paik (2018), *Deep Learning: A Statistical Perspective*, lecture notes, slides
@@ -28,19 +31,20 @@ References
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from dgsp.adversarial import (GENERATOR_LOSSES, clip_weights, critic_loss, discriminator_loss,  # noqa: F401
+                              generator_loss_minimax, generator_loss_nonsaturating, gradient_penalty,
+                              has_batch_norm, wasserstein_generator_loss)
+from dgsp.core import randn_like
 from dgsp.divergences import js_grid
 from dgsp.nets import MLP, ConvDecoder, ConvEncoder
-from dgsp.train import Model, checkpoint_path, fit, load_checkpoint_meta
+from dgsp.train import Model
 
 LOG2 = math.log(2.0)
 LOSSES = ("minimax", "nonsaturating", "wgan", "wgan-gp")
@@ -82,29 +86,7 @@ def virtual_training_criterion(js: float | torch.Tensor) -> float | torch.Tensor
     return -math.log(4.0) + 2 * js
 
 
-# ----------------------------------------------------------------------------- losses (on logits / scores)
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """-V(D, G): the discriminator maximises eq. 1, i.e. minimises the binary cross-entropy
-    -log D(x) - log(1 - D(G(z))), written stably with D = sigmoid(logit)."""
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-
-
-def generator_loss_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
-    """The saturating loss E log(1 - D(G(z))) of eq. 1, minimised by G: log(1 - sigmoid(a)) = -softplus(a)."""
-    return -F.softplus(fake_logits).mean()
-
-
-def generator_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
-    """The non-saturating loss -E log D(G(z)) (Goodfellow et al. 2014, Sec. 3): same fixed point, strong
-    gradients early on, when D confidently rejects the samples."""
-    return F.softplus(-fake_logits).mean()
-
-
-GENERATOR_LOSSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "minimax": generator_loss_minimax, "nonsaturating": generator_loss_nonsaturating,
-}
-
-
+# ----------------------------------------------------------------------------- the generator's gradient
 def generator_loss_gradient(loss: str, d_fake: torch.Tensor) -> torch.Tensor:
     """d(generator loss)/d(logit) at discriminator outputs ``d_fake`` = D(G(z)), per sample.
 
@@ -117,45 +99,6 @@ def generator_loss_gradient(loss: str, d_fake: torch.Tensor) -> torch.Tensor:
     per_sample = GENERATOR_LOSSES[loss](logits[:, None]) * len(logits)  # undo the mean
     (grad,) = torch.autograd.grad(per_sample, logits)
     return grad
-
-
-def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    """Minus the Kantorovich-Rubinstein objective E f(x) - E f(G(z)) (WGAN eq. 3; Algorithm 1 line 5)."""
-    return fake_scores.mean() - real_scores.mean()
-
-
-def wasserstein_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
-    """-E f(G(z)) (WGAN Algorithm 1, line 10): the generator raises the critic's score of its samples."""
-    return -fake_scores.mean()
-
-
-def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     lam: float = 10.0, eps: torch.Tensor | None = None) -> torch.Tensor:
-    """lam * E (||grad_x f(x_hat)||_2 - 1)^2 on x_hat = eps x + (1 - eps) x_fake, eps ~ U[0, 1] per sample
-    (Gulrajani et al. 2017, eq. 3 and Algorithm 1 lines 4-7).
-
-    The gradient is taken per sample (the critic output of sample i depends only on input i,
-    so the gradient of the sum gives every per-sample gradient at once) with ``create_graph``
-    so that the penalty itself can be differentiated with respect to the critic's weights.
-    """
-    if real.shape != fake.shape:
-        raise ValueError(f"real {tuple(real.shape)} and fake {tuple(fake.shape)} batches must have the same shape")
-    if eps is None:
-        eps = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
-    scores = critic(x_hat)
-    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
-    norms = grad.flatten(1).norm(dim=1)
-    return lam * ((norms - 1) ** 2).mean()
-
-
-@torch.no_grad()
-def clip_weights(critic: nn.Module, c: float) -> None:
-    """w <- clip(w, -c, c) for every critic parameter (WGAN Algorithm 1, line 7)."""
-    if c <= 0:
-        raise ValueError(f"clip value must be positive, got {c}")
-    for p in critic.parameters():
-        p.clamp_(-c, c)
 
 
 # ----------------------------------------------------------------------------- why Wasserstein
@@ -275,20 +218,20 @@ class AdversarialModel(Model):
         return list(x.chunk(k))
 
     # -- sampling
-    def noise(self, n: int) -> torch.Tensor:
-        """z ~ N(0, I), shape (n, latent_dim)."""
-        return torch.randn(n, self.latent_dim, device=self.device)
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ N(0, I), shape (n, latent_dim); with a (CPU) ``generator`` the draw is reproducible."""
+        return randn_like(torch.empty(n, self.latent_dim, device=self.device), generator)
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """The discriminator's logit or the critic's value f(x), shape (N,)."""
         return self.discriminator(x).reshape(len(x))
 
     @torch.no_grad()
-    def sample(self, n: int, z: torch.Tensor | None = None) -> torch.Tensor:
-        """n samples G(z) (or G of the given codes), generator in eval mode."""
+    def sample(self, n: int, z: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n samples G(z), z ~ N(0, I) drawn with ``generator`` (or G of the given codes), generator in eval mode."""
         was = self.generator.training
         self.generator.eval()
-        out = self.generator(self.noise(n) if z is None else z.to(self.device))
+        out = self.generator(self.noise(n, generator) if z is None else z.to(self.device))
         self.generator.train(was)
         return out
 
@@ -319,8 +262,7 @@ class GAN(AdversarialModel):
             raise ValueError(f"unknown GAN loss {loss!r}; choose one of {sorted(GENERATOR_LOSSES)}")
         if gp < 0:
             raise ValueError(f"the gradient-penalty weight gp must be >= 0, got {gp}")
-        if gp and discriminator is not None and any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))
-                                                    for m in discriminator.modules()):
+        if gp and discriminator is not None and has_batch_norm(discriminator):
             raise ValueError("gp > 0 needs per-sample discriminator scores; this discriminator has batch norm")
         self.critic_norm = None if gp else "batch"
         super().__init__(data_shape=data_shape, latent_dim=latent_dim, arch=arch, hidden=hidden,
@@ -345,10 +287,10 @@ class GAN(AdversarialModel):
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
-        return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()),
-                "value": float(-loss_d.detach()),  # V(D, G) on the last discriminator batch
-                "d_real": float(torch.sigmoid(real_logits.detach()).mean()),
-                "d_fake": float(torch.sigmoid(fake_logits.detach()).mean())}
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+                "value": -loss_d.detach(),  # V(D, G) on the last discriminator batch
+                "d_real": torch.sigmoid(real_logits.detach()).mean(),
+                "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
 
 
 class WGAN(AdversarialModel):
@@ -392,7 +334,7 @@ class WGAN(AdversarialModel):
         opt.zero_grad(set_to_none=True)
         loss_g.backward()
         opt.step()
-        return {"wasserstein": float(w_est), "loss_g": float(loss_g.detach())}
+        return {"wasserstein": w_est, "loss_g": loss_g.detach()}
 
 
 class WGANGP(WGAN):
@@ -513,7 +455,7 @@ class FixedGeneratorCritic(Model):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return {"loss": float(loss.detach())}
+        return {"loss": loss.detach()}
 
     @torch.no_grad()
     def estimate(self, real: torch.Tensor, fake: torch.Tensor) -> float:
@@ -521,37 +463,3 @@ class FixedGeneratorCritic(Model):
         if self.hparams["objective"] == "gan":
             return float(value_function(self.discriminate(real), self.discriminate(fake)))
         return float(self(real).mean() - self(fake).mean())
-
-
-# ----------------------------------------------------------------------------- samples over training
-def train_with_snapshots(model: AdversarialModel, data: torch.Tensor, *, epochs: int, batch_size: int,
-                         snapshot_z: torch.Tensor, checkpoint: str | None = None, every: int = 1,
-                         callbacks: Sequence[Callable] = (), **fit_kwargs: Any) -> dict[int, torch.Tensor]:
-    """``fit`` the model and keep G(snapshot_z) after every ``every`` epochs (epoch 0: before training).
-
-    Returns {epoch: samples (CPU)}. With a ``checkpoint`` the snapshots are saved beside it, tagged with
-    the run's config, so a cached run (which ``fit`` loads without training) brings its snapshots back too
-    and snapshots of a run with another config are never mixed in.
-    """
-    shots: dict[int, torch.Tensor] = {}
-    if not model.history.keys():
-        shots[0] = model.sample(len(snapshot_z), z=snapshot_z).cpu()
-
-    def keep(m: AdversarialModel, epoch: int) -> None:
-        shots[epoch + 1] = m.sample(len(snapshot_z), z=snapshot_z).cpu()
-
-    fit(model, data, epochs=epochs, batch_size=batch_size, callbacks=[*callbacks, keep], eval_every=every,
-        checkpoint=checkpoint, **fit_kwargs)
-    if checkpoint is None:
-        return shots
-    ckpt = checkpoint_path(checkpoint)
-    config = json.dumps(load_checkpoint_meta(ckpt)["config"], sort_keys=True)
-    path = ckpt.with_suffix(".snapshots.pt")
-    saved = torch.load(path, weights_only=True) if path.is_file() else {}
-    stored = saved.get("shots", {}) if saved.get("config") == config else {}  # another run's: ignore
-    if any(k > 0 for k in shots):  # trained now (from scratch or resumed): merge, newest wins
-        stored = {**stored, **shots}
-        tmp = path.with_suffix(".tmp")
-        torch.save({"config": config, "shots": stored}, tmp)
-        os.replace(tmp, path)
-    return dict(sorted(stored.items()))

@@ -33,6 +33,7 @@ from torch import nn
 
 from dgsp.core import rand_like, randn_like
 from dgsp.data import binarize as dynamic_binarize
+from dgsp.data import check_images
 from dgsp.divergences import gaussian_kl, log_normal_diag
 from dgsp.nets import MLP, ConvDecoder, ConvEncoder, check_shape
 from dgsp.train import Model
@@ -148,11 +149,10 @@ class VAE(Model):
         return gaussian_log_likelihood(x, out, self.obs_logvar())
 
     def check_images(self, x: torch.Tensor) -> None:
-        """Shape check, and values in [0, 1] for the Bernoulli decoder (a clear error, not a NaN later)."""
-        check_shape(x, (None, *self.image_shape), type(self).__name__)
-        if self.hparams["likelihood"] == "bernoulli" and (x.min() < 0 or x.max() > 1):
-            raise ValueError(f"the Bernoulli decoder needs pixel values in [0, 1]; got range "
-                             f"[{float(x.min()):.3g}, {float(x.max()):.3g}] (rescale the images, e.g. x / 255)")
+        """Shape, dtype and finiteness, and values in [0, 1] for the Bernoulli decoder (a clear error, not a
+        NaN later): :func:`dgsp.data.check_images`."""
+        check_images(x, self.image_shape, f"the {type(self).__name__}",
+                     unit_range=self.hparams["likelihood"] == "bernoulli")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction E[x|z = μ(x)] (the encoder mean, no sampling)."""
@@ -173,37 +173,45 @@ class VAE(Model):
     # -- training
     def current_beta(self) -> float:
         """β, ramped linearly from 0 over the first ``warmup_steps`` steps if KL warm-up is on."""
+        return float(self._beta())
+
+    def _beta(self) -> torch.Tensor | float:
+        """β as training uses it: a device tensor during warm-up, so that no step waits for the host."""
         h = self.hparams
         if h["warmup_steps"] <= 0:
             return float(h["beta"])
-        return float(h["beta"]) * min(1.0, int(self.steps_done) / h["warmup_steps"])
+        return float(h["beta"]) * (self.steps_done / h["warmup_steps"]).clamp(max=1.0)
 
-    def training_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
+    def check_data(self, data: tuple[torch.Tensor, ...]) -> None:
+        """Called once by :func:`dgsp.train.fit` on the whole training set (the steps then skip the checks)."""
+        self.check_images(data[0])
+
+    def training_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         x = batch[0]
-        self.check_images(x)
         if self.hparams["binarize"]:
-            x = dynamic_binarize(x)
-        beta = self.current_beta()
-        terms = elbo(self, x, beta=beta)
+            x = dynamic_binarize(x, check=False)
+        terms = elbo(self, x, beta=self._beta(), check=False)
         opt = self.optimizers["vae"]
         opt.zero_grad(set_to_none=True)
         terms["loss"].mean().backward()
         opt.step()
         self.steps_done += 1
-        return {name: float(terms[name].detach().mean()) for name in ("loss", "elbo", "recon", "kl")}
+        return {name: terms[name].detach().mean() for name in ("loss", "elbo", "recon", "kl")}
 
 
 # ----------------------------------------------------------------------------- bounds
-def elbo(model: VAE, x: torch.Tensor, beta: float = 1.0, analytic_kl: bool = True,
-         generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def elbo(model: VAE, x: torch.Tensor, beta: float | torch.Tensor = 1.0, analytic_kl: bool = True,
+         generator: torch.Generator | None = None, check: bool = True) -> dict[str, torch.Tensor]:
     """The per-image ELBO = reconstruction − KL, with one reparameterised sample z ~ q(z|x).
 
     ``recon`` = log p(x|z) (the SGVB estimate of E_q[log p(x|z)], Kingma and Welling 2014, eq. 7);
     ``kl`` = KL(q(z|x) || N(0, I)) in closed form (eq. 10) or, with ``analytic_kl=False``, its
     one-sample estimate log q(z|x) − log p(z) (eq. 6's generic estimator).
     ``elbo`` = recon − kl (β = 1); ``loss`` = −(recon − β kl), the β-weighted training objective.
+    ``check=False`` skips :meth:`VAE.check_images` (training checks its data once, in ``fit``).
     """
-    model.check_images(x)
+    if check:
+        model.check_images(x)
     mu, logvar = model.encode(x)
     z = reparameterize(mu, logvar, generator)
     recon = model.log_likelihood(x, z)

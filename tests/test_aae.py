@@ -1,0 +1,138 @@
+"""Lecture 4 pieces: priors, the three phases, the cluster-error rule, bad input (dgsp.models.aae)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import dgsp
+from dgsp import adversarial, metrics
+from dgsp.models import aae
+from dgsp.train import fit
+
+
+def _images(n, seed=0):
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+def _small(**kw):
+    torch.manual_seed(0)
+    return aae.AAE(hidden=(32,), disc_hidden=(16,), **kw)
+
+
+def test_priors_have_their_shape():
+    g = torch.Generator().manual_seed(0)
+    z = aae.gaussian_prior(20_000, 3, g)
+    assert z.shape == (20_000, 3) and abs(float(z.mean())) < 0.02 and abs(float(z.std()) - 1) < 0.02
+    comp = torch.randint(10, (20_000,), generator=g)
+    m = aae.mixture_prior(20_000, generator=g, component=comp)
+    for c in (0, 3, 7):  # each component sits on the circle at angle 2 pi c / 10, with equal weights
+        centre = m[comp == c].mean(0)
+        angle = 2 * math.pi * c / 10
+        assert torch.allclose(centre, 4.0 * torch.tensor([math.cos(angle), math.sin(angle)]), atol=0.05)
+    drawn = torch.randint(10, (50_000,), generator=torch.Generator().manual_seed(1))
+    assert (torch.bincount(drawn, minlength=10).float() / 50_000 - 0.1).abs().max() < 0.01
+    t = torch.linspace(0, 1, 200)
+    roll = aae.swiss_roll_prior(200, noise=0.0, position=t)
+    radius = roll.norm(dim=1)
+    assert torch.all(radius[1:] >= radius[:-1] - 1e-5) and 0.4 < float(radius[0]) < 0.6 and float(radius[-1]) > 3.9
+    y = aae.categorical_prior(1000, 16, g)
+    assert y.shape == (1000, 16) and torch.all(y.sum(1) == 1)
+    with pytest.raises(ValueError, match="choose one of"):
+        aae.sample_prior("laplace", 5)
+    with pytest.raises(ValueError, match="2-D"):
+        aae.sample_prior("swiss_roll", 5, dim=3)
+
+
+def test_phase_losses_by_hand():
+    logits, x = torch.randn(4, 1, 28, 28), torch.rand(4, 1, 28, 28)
+    p = torch.sigmoid(logits)
+    by_hand = -(x * p.log() + (1 - x) * (1 - p).log()).flatten(1).sum(1).mean()
+    assert float(aae.reconstruction_loss(logits, x)) == pytest.approx(float(by_hand), rel=1e-5)
+    disc = lambda z: z.sum(1)  # noqa: E731  D's logit is z_1 + z_2
+    prior, codes = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[-1.0, 0.0], [0.5, 0.5]])
+    loss_d, loss_g = aae.code_discriminator_loss(disc, prior, codes), aae.encoder_adversarial_loss(disc, codes)
+    sig = torch.sigmoid
+    d_hand = -(sig(torch.tensor([1.0, 2.0])).log().mean() + (1 - sig(torch.tensor([-1.0, 1.0]))).log().mean())
+    g_hand = -sig(torch.tensor([-1.0, 1.0])).log().mean()
+    assert float(loss_d) == pytest.approx(float(d_hand)) and float(loss_g) == pytest.approx(float(g_hand))
+
+
+def test_cluster_error_rule():
+    train_c = np.array([0, 0, 0, 1, 1, 2])
+    train_y = np.array([7, 7, 1, 3, 3, 5])
+    test_c = np.array([0, 1, 2, 2, 3])  # cluster 3 has no training point: counted wrong
+    test_y = np.array([7, 3, 5, 4, 3])
+    assert aae.cluster_error(train_c, train_y, test_c, test_y) == pytest.approx(2 / 5)
+    with pytest.raises(ValueError, match="same length"):
+        aae.cluster_error(train_c, train_y[:-1], test_c, test_y)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(posterior="gaussian"), dict(posterior="universal"),
+                                dict(prior="mixture"), dict(prior="swiss_roll"),
+                                dict(n_classes=10, supervised=True), dict(n_classes=16, z_dim=4),
+                                dict(adversarial=False)])
+def test_every_model_takes_a_step(kw):
+    model = _small(**kw)
+    x, y = _images(8), torch.arange(8) % 10
+    batch = (x, y) if kw.get("supervised") else (x,)
+    logs = model.training_step(batch)
+    assert "recon" in logs and all(torch.isfinite(v) for v in logs.values())
+    assert ("loss_d" in logs) == kw.get("adversarial", True)
+    assert model.encode(x).shape == (8, model.z_dim)
+    labels = y if kw.get("supervised") else None
+    assert model.sample(5, generator=torch.Generator().manual_seed(0), y=labels[:5] if labels is not None else None).shape == (5, 1, 28, 28)
+
+
+def test_label_phase_only_touches_labelled_rows():
+    model = _small(n_classes=10, z_dim=2)
+    x_u, x_l, y_l = _images(8, 1), _images(4, 2), torch.tensor([0, 1, 2, 3])
+    seen = []
+    real_encode = model.encode_all
+
+    def spy(x, generator=None):
+        seen.append(x)
+        return real_encode(x, generator)
+
+    model.encode_all = spy
+    logs = model.training_step({"unlabelled": (x_u,), "labelled": (x_l, y_l)})
+    assert "cross_entropy" in logs
+    # phases 1 and 2 encode the unlabelled batch, phase 3 the labelled batch and nothing else
+    assert [len(t) for t in seen] == [8, 8, 4] and torch.equal(seen[2], x_l)
+
+
+def test_clear_errors_before_training():
+    with pytest.raises(ValueError, match="unknown prior.*choose one of"):
+        aae.AAE(prior="cauchy")
+    with pytest.raises(ValueError, match="unknown posterior.*choose one of"):
+        aae.AAE(posterior="flow")
+    with pytest.raises(ValueError, match="2-D"):
+        aae.AAE(prior="mixture", z_dim=3)
+    model = _small(n_classes=10)
+    x = _images(100)
+    with pytest.raises(ValueError, match=r"same length, got \[100, 99\]"):
+        fit(model, {"unlabelled": x, "labelled": (x, torch.zeros(99, dtype=torch.long))}, epochs=1, batch_size=10)
+    with pytest.raises(ValueError, match="labels for 99 of 100"):
+        aae.check_labels(torch.zeros(99, dtype=torch.long), 100, 10)
+    with pytest.raises(ValueError, match="integers"):
+        aae.check_labels(torch.zeros(100), 100, 10)
+    with pytest.raises(ValueError, match=r"0\.\.9.*0\.\.10"):
+        fit(model, {"unlabelled": x, "labelled": (x, torch.arange(100) % 11)}, epochs=1, batch_size=10)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fit(_small(), x * 255, epochs=1, batch_size=10)
+
+
+def test_adversary_pulls_the_codes_to_the_prior():
+    """On 2,000 digits with 2-D codes and small networks, 600 steps: the AAE's codes match N(0, I) far better
+    (MMD², median bandwidth) than those of the plain autoencoder with the same networks and no adversary."""
+    x, _ = dgsp.data.load("mnist5k", "train", n=2000, device="cpu")
+    prior = aae.gaussian_prior(1000, 2, torch.Generator().manual_seed(0))
+    mmd = {}
+    for adv in (True, False):
+        torch.manual_seed(0)
+        model = aae.AAE(hidden=(32,), disc_hidden=(32, 32), recon_lr=1e-3, reg_lr=1e-3, betas=(0.5, 0.9),
+                        adversarial=adv)
+        fit(model, x, epochs=30, batch_size=100, progress=False)
+        mmd[adv] = metrics.mmd2(metrics.map_batches(model.encode, x[:1000]), prior)
+    assert mmd[True] < mmd[False] / 10
