@@ -4,10 +4,9 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import dgsp
-from dgsp import adversarial, metrics
+from dgsp import metrics
 from dgsp.models import aae
 from dgsp.train import fit
 

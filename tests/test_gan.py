@@ -61,11 +61,11 @@ def test_generator_loss_gradients_saturate_only_for_minimax():
 def test_losses_match_their_formulas():
     r, f = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
     dr, df = torch.sigmoid(r), torch.sigmoid(f)
-    assert float(gan.discriminator_loss(r, f)) == pytest.approx(-float(gan.value_function(dr, df)), rel=1e-6)
-    assert float(gan.generator_loss_minimax(f)) == pytest.approx(float(torch.log(1 - df).mean()), rel=1e-6)
-    assert float(gan.generator_loss_nonsaturating(f)) == pytest.approx(float(-torch.log(df).mean()), rel=1e-6)
-    assert float(gan.critic_loss(r, f)) == pytest.approx(float(f.mean() - r.mean()))
-    assert float(gan.wasserstein_generator_loss(f)) == pytest.approx(float(-f.mean()))
+    assert float(adversarial.discriminator_loss(r, f)) == pytest.approx(-float(gan.value_function(dr, df)), rel=1e-6)
+    assert float(adversarial.generator_loss_minimax(f)) == pytest.approx(float(torch.log(1 - df).mean()), rel=1e-6)
+    assert float(adversarial.generator_loss_nonsaturating(f)) == pytest.approx(float(-torch.log(df).mean()), rel=1e-6)
+    assert float(adversarial.critic_loss(r, f)) == pytest.approx(float(f.mean() - r.mean()))
+    assert float(adversarial.wasserstein_generator_loss(f)) == pytest.approx(float(-f.mean()))
 
 
 def test_gradient_penalty_linear_critic():
@@ -73,7 +73,7 @@ def test_gradient_penalty_linear_critic():
     with torch.no_grad():
         lin.weight.copy_(torch.tensor([[3.0, 0.0, 4.0]]))  # ||grad f|| = 5 everywhere
     real, fake = torch.randn(16, 3), torch.randn(16, 3)
-    gp = gan.gradient_penalty(lin, real, fake, lam=10.0)
+    gp = adversarial.gradient_penalty(lin, real, fake, lam=10.0)
     assert float(gp.detach()) == pytest.approx(10.0 * (5 - 1) ** 2, rel=1e-6)
     # differentiable w.r.t. the critic's weights: d/dw 10 (||w|| - 1)^2 = 20 (||w|| - 1) w / ||w||
     gp.backward()
@@ -90,7 +90,7 @@ def test_gradient_penalty_is_per_sample_on_images():
     eps = torch.rand(4, 1, 1, 1)
     x_hat = eps * real + (1 - eps) * fake
     expected = 2.0 * ((x_hat.flatten(1).norm(dim=1) - 1) ** 2).mean()
-    assert float(gan.gradient_penalty(Quad(), real, fake, lam=2.0, eps=eps).detach()) == pytest.approx(float(expected), rel=1e-5)
+    assert float(adversarial.gradient_penalty(Quad(), real, fake, lam=2.0, eps=eps).detach()) == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_clip_weights_bounds_every_parameter():
@@ -98,13 +98,13 @@ def test_clip_weights_bounds_every_parameter():
     with torch.no_grad():
         for p in critic.parameters():
             p.normal_(0, 1)
-    gan.clip_weights(critic, 0.01)
+    adversarial.clip_weights(critic, 0.01)
     assert all(float(p.detach().abs().max()) <= 0.01 for p in critic.parameters())
     model = gan.WGAN(hidden=(16,))
     model.training_step((torch.randn(40, 2),))
     assert all(float(p.detach().abs().max()) <= model.hparams["clip"] + 1e-12 for p in model.discriminator.parameters())
     with pytest.raises(ValueError):
-        gan.clip_weights(critic, 0.0)
+        adversarial.clip_weights(critic, 0.0)
 
 
 def test_mmd_equal_and_different_distributions():

@@ -13,6 +13,12 @@ def _requirement(spec: str) -> tuple[str, str]:
     return m.group(1).lower(), m.group(2).replace(" ", "")
 
 
+def _recipe(target: str) -> str:
+    """The Makefile recipe of ``target`` (its rule line and the lines up to the next blank line)."""
+    makefile = (ROOT / "Makefile").read_text()
+    return makefile.split(f"\n{target}:")[1].split("\n\n")[0]
+
+
 def _pyproject_deps() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     specs = list(project["dependencies"])
@@ -22,12 +28,13 @@ def _pyproject_deps() -> dict[str, str]:
 
 
 def _conda_deps() -> dict[str, str]:
+    """conda-forge packages (``  - name>=x``) and pip-only ones (``      - name>=x`` under ``- pip:``)."""
     deps, in_deps = {}, False
     for line in (ROOT / "environment.yml").read_text().splitlines():
         if line.startswith("dependencies:"):
             in_deps = True
             continue
-        m = re.match(r"^  - ([^\s:]+)\s*$", line)
+        m = re.match(r"^  (?:    )?- ([^\s:#-][^\s:]*)\s*$", line)
         if in_deps and m:
             name, spec = _requirement(m.group(1))
             deps[name] = spec
@@ -69,6 +76,30 @@ def test_ci_runs_exactly_the_readme_test_command():
     commands = [l.strip() for l in ci.splitlines() if l.strip() and not l.strip().startswith("#")]
     assert "make test" in commands
     assert "make test" in (ROOT / "README.md").read_text()
-    makefile = (ROOT / "Makefile").read_text()
-    test_recipe = makefile.split("\ntest:")[1].split("\n\n")[0]
+    test_recipe = _recipe("test")
     assert "DGSP_QUICK=1" in test_recipe and "--nbval-lax" in test_recipe and "tests notebooks" in test_recipe
+
+
+def test_browser_test_dependencies_are_declared():
+    deps = _pyproject_deps()
+    assert "playwright" in deps and "pytest-playwright" in deps
+    assert "playwright" in _conda_deps() and "pytest-playwright" in _conda_deps()
+
+
+def test_makefile_keeps_agg_and_publishing_out_of_the_lab():
+    """`make lab` must show figures inline: no global MPLBACKEND, and only course/bench publish."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert not re.search(r"^\s*export\s+MPLBACKEND", makefile, re.M), "MPLBACKEND must not be exported globally"
+    assert not re.search(r"^\s*export\s+DGSP_PUBLISH", makefile, re.M)
+    lab, test = _recipe("lab"), _recipe("test")
+    assert "MPLBACKEND=Agg" not in lab and "-u MPLBACKEND" in lab
+    for recipe in (lab, test):
+        assert "DGSP_PUBLISH=1" not in recipe and "-u DGSP_PUBLISH" in recipe
+    assert "MPLBACKEND=Agg" in test and "MPLBACKEND=Agg" in _recipe("bench")
+    assert "DGSP_PUBLISH=1" in _recipe("course") and "DGSP_PUBLISH=1" in _recipe("bench")
+
+
+def test_ci_installs_chromium_for_the_browser_test():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "apt-get install" in ci and "chromium" in ci
+    assert ci.index("chromium") < ci.index("make test")

@@ -27,7 +27,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from dgsp.adversarial import discriminator_loss, generator_loss_nonsaturating
 from dgsp.core import randn_like

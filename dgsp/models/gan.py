@@ -32,14 +32,13 @@ References
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from dgsp.adversarial import (GENERATOR_LOSSES, clip_weights, critic_loss, discriminator_loss,  # noqa: F401
-                              generator_loss_minimax, generator_loss_nonsaturating, gradient_penalty,
+from dgsp.adversarial import (GENERATOR_LOSSES, clip_weights, critic_loss, discriminator_loss, gradient_penalty,
                               has_batch_norm, wasserstein_generator_loss)
 from dgsp.core import randn_like
 from dgsp.divergences import js_grid
