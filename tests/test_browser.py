@@ -6,7 +6,7 @@ folders, in quick mode, and *without* MPLBACKEND: a kernel that inherits MPLBACK
 every figure as the text ``<Figure size 1000x420 with 3 Axes>``, which this test catches.
 Debian's Chromium, driven by Playwright, then opens each notebook, runs all cells, fails on any
 error output or on figures that are not shown as images, and changes every control of every
-widget once, checking that the widget's figure is redrawn.
+widget once (sliders, dropdowns, checkboxes, number boxes), checking that its figure is redrawn.
 
 Screenshots go to build/browser/<notebook>/, a per-notebook summary (cells run, images shown,
 controls changed, seconds per redraw) to build/browser/summary.json and to the terminal.
@@ -266,16 +266,19 @@ JS_WIDGETS = "(name) => {" + JS_PANEL + """
       .filter(e => !e.parentElement.closest('.jupyter-widgets'));
   const found = [];
   roots.forEach(root => {
-    const controls = Array.from(root.querySelectorAll('.noUi-handle[role="slider"], select'))
-        .filter(e => !e.disabled);
+    const controls = Array.from(root.querySelectorAll(
+        '.noUi-handle[role="slider"], select, input[type="checkbox"], input[type="number"]')).filter(e => !e.disabled);
     if (!controls.length) return;  // e.g. a progress bar
     const w = found.length + 1;
     root.setAttribute('data-dgsp-widget', w);
     found.push({widget: w, controls: controls.map((e, j) => {
       e.setAttribute('data-dgsp-control', j + 1);
       const row = e.closest('.widget-inline-hbox');
-      const label = row && row.querySelector('.widget-label') ? row.querySelector('.widget-label').textContent : '';
-      return {control: j + 1, kind: e.tagName === 'SELECT' ? 'dropdown' : 'slider', label: label.trim()};
+      const clean = n => (n ? n.textContent : '').replace(/[\u200b\s]+/g, ' ').trim();
+      const label = clean(row && row.querySelector('.widget-label')) || clean(e.closest('label')) || clean(row);
+      const kind = e.tagName === 'SELECT' ? 'dropdown' : e.type === 'checkbox' ? 'checkbox'
+          : e.type === 'number' ? 'number' : 'slider';
+      return {control: j + 1, kind, label};
     })});
   });
   return {views: roots.length, widgets: found};
@@ -348,6 +351,16 @@ def _change_control(page, control, kind: str) -> tuple[str, str]:
         options = control.evaluate("s => Array.from(s.options).map(o => o.value)")
         after = next(v for v in options if v != before)
         control.select_option(after)
+        return before, after
+    if kind == "checkbox":
+        before = control.is_checked()
+        control.click()
+        return str(before), str(control.is_checked())
+    if kind == "number":  # e.g. a seed: one more, submitted with Enter
+        before = control.input_value()
+        after = str(float(before or 0) + 1).removesuffix(".0")
+        control.fill(after)
+        control.press("Enter")
         return before, after
     # the value as the widget shows it (its readout), else the slider's own
     value = ("h => { const row = h.closest('.widget-inline-hbox'); const r = row && row.querySelector('.widget-readout');"
