@@ -53,9 +53,13 @@ course: $(STAMP)
 	DGSP_PUBLISH=1 $(PY) -c "import dgsp.results as r; print('results table:', r.write_markdown())"
 
 # tests/test_browser.py starts its own JupyterLab without MPLBACKEND (it checks that figures show).
+# Every process of one test run (pytest, the browser test's kernels, nbval's kernels) shares one fresh quick-mode
+# folder (DGSP_QUICK_DIR), so a quick model trained once is loaded by content key afterwards; removed at the end.
 test: $(STAMP)
-	env -u DGSP_PUBLISH MPLBACKEND=Agg DGSP_QUICK=1 DGSP_NO_DOWNLOAD=1 \
-	  $(PY) -m pytest -p no:cacheprovider tests notebooks --nbval-lax --nbval-current-env -q
+	@quick=$$(mktemp -d -t dgsp-test-XXXXXX); \
+	env -u DGSP_PUBLISH MPLBACKEND=Agg DGSP_QUICK=1 DGSP_NO_DOWNLOAD=1 DGSP_QUICK_DIR=$$quick \
+	  $(PY) -m pytest -p no:cacheprovider tests notebooks --nbval-lax --nbval-current-env -q; \
+	status=$$?; rm -rf $$quick; exit $$status
 
 # as root (e.g. in a container) jupyter refuses to start without --allow-root
 lab: $(STAMP)

@@ -138,13 +138,20 @@ def output_dir(kind: str) -> Path:
     figures and results into ``figures/`` when publishing (``DGSP_PUBLISH=1``, set by ``make course``),
     else into ``build/figures/``, so an interactive run never overwrites the committed ones. Quick mode
     writes everything into a temporary folder private to this process, removed when the process exits, so
-    tests never touch tracked files and never reuse a checkpoint from another run.
+    tests never touch tracked files and never reuse a checkpoint from another run. ``DGSP_QUICK_DIR`` names
+    a folder to use instead, shared by several processes and left in place: ``make test`` points every kernel
+    of one test run at the same fresh folder, so a quick model trained in one notebook run is loaded (by its
+    content key) in the next, and removes it afterwards.
     """
     global _QUICK_TMP
     if is_quick():
         if _QUICK_TMP is None:
-            _QUICK_TMP = Path(tempfile.mkdtemp(prefix="dgsp-quick-"))
-            atexit.register(shutil.rmtree, _QUICK_TMP, ignore_errors=True)
+            shared = os.environ.get("DGSP_QUICK_DIR", "").strip()
+            if shared:
+                _QUICK_TMP = Path(shared).expanduser().resolve()
+            else:
+                _QUICK_TMP = Path(tempfile.mkdtemp(prefix="dgsp-quick-"))
+                atexit.register(shutil.rmtree, _QUICK_TMP, ignore_errors=True)
         root = _QUICK_TMP
     elif kind == "checkpoints" or is_publishing():
         root = project_dir()

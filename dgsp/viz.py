@@ -82,12 +82,18 @@ def compare_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], n: int = 1
 
 
 def latent_scatter(z: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None = None,
-                   ax: plt.Axes | None = None, title: str | None = None, s: float = 4) -> plt.Axes:
-    """Scatter 2-D codes, coloured by digit label (with a legend)."""
-    z = z.detach().cpu().numpy() if isinstance(z, torch.Tensor) else np.asarray(z)
+                   ax: plt.Axes | None = None, title: str | None = None, s: float = 4,
+                   background: torch.Tensor | np.ndarray | None = None) -> plt.Axes:
+    """Scatter 2-D codes, coloured by digit label (with a legend), over light-grey ``background`` points
+    (e.g. draws of the prior)."""
+    as_np = lambda a: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)  # noqa: E731
+    z = as_np(z)
     if z.ndim != 2 or z.shape[1] != 2:
         raise ValueError(f"latent_scatter expects (N, 2) codes, got shape {z.shape}")
     ax = ax or plt.subplots(figsize=(5, 4.5))[1]
+    if background is not None:
+        bg = as_np(background)
+        ax.scatter(bg[:, 0], bg[:, 1], s=s, color="0.8", alpha=0.5, zorder=0, label="prior")
     if labels is None:
         ax.scatter(z[:, 0], z[:, 1], s=s, alpha=0.6)
     else:

@@ -341,3 +341,49 @@ def gan_explorer(toy: str = "ring8", steps: int = PLAYGROUND["steps"]):
                 lam=choice([0.01, 0.1, 1.0, 10.0], PLAYGROUND["lam"], "λ (wgan-gp)"),
                 decay=W.Checkbox(value=PLAYGROUND["decay"], description="lr decay in the second half", **wide),
                 seed=W.BoundedIntText(value=0, min=0, max=999, description="seed", **wide))
+
+
+# ----------------------------------------------------------------------------- lecture 4
+@torch.no_grad()
+def aae_code_panel(runs: dict[tuple[str, str], torch.nn.Module], x: torch.Tensor, labels: torch.Tensor,
+                   prior: str, posterior: str, seed: int = 0) -> dict[str, Any]:
+    """The 2-D codes of the images ``x`` under the trained AAE ``runs[(prior, posterior)]``, with as many seeded
+    draws of its prior and the MMD² between the two (:func:`dgsp.metrics.mmd2`, median bandwidth).
+    Nothing is trained here: ``runs`` holds models already trained (e.g. by ``dgsp.recipes.mnist_aae``)."""
+    from dgsp.metrics import map_batches, mmd2
+
+    if (prior, posterior) not in runs:
+        raise ValueError(f"no trained AAE for prior={prior!r}, posterior={posterior!r}; available: {sorted(runs)}")
+    model = runs[prior, posterior]
+    z = map_batches(model.encode, x.to(_device_of(model))).cpu()
+    if z.shape[1] != 2:
+        raise ValueError(f"the panel draws 2-D codes; this model's code has {z.shape[1]} dimensions")
+    draws = model.sample_prior(len(x), torch.Generator().manual_seed(seed)).cpu()
+    return {"prior": prior, "posterior": posterior, "codes": z, "labels": labels.cpu(), "prior_draws": draws,
+            "mmd2": mmd2(z, draws)}
+
+
+def draw_aae_code_panel(result: dict[str, Any]) -> plt.Figure:
+    """The codes coloured by digit over the prior's draws (grey)."""
+    from dgsp.viz import latent_scatter
+
+    fig, ax = plt.subplots(figsize=(5.6, 5))
+    latent_scatter(result["codes"], result["labels"], ax=ax, background=result["prior_draws"], s=3,
+                   title=f"{result['prior']} prior, {result['posterior']} q(z|x): MMD² {result['mmd2']:.4f}")
+    lim = float(np.quantile(result["prior_draws"].abs().numpy(), 0.995)) * 1.6
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    return fig
+
+
+def aae_explorer(runs: dict[tuple[str, str], torch.nn.Module], x: torch.Tensor, labels: torch.Tensor):
+    """Two dropdowns, the prior and the posterior, over the trained 2-D AAEs in ``runs``."""
+    import ipywidgets as W
+
+    priors = sorted({p for p, _ in runs})
+    posteriors = sorted({q for _, q in runs})
+    return live(lambda prior, posterior: aae_code_panel(runs, x, labels, prior, posterior), draw_aae_code_panel,
+                prior=W.Dropdown(options=priors, value=priors[0], description="prior"),
+                posterior=W.Dropdown(options=posteriors, value=posteriors[0], description="q(z|x)"))

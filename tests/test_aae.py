@@ -135,3 +135,74 @@ def test_adversary_pulls_the_codes_to_the_prior():
         fit(model, x, epochs=30, batch_size=100, progress=False)
         mmd[adv] = metrics.mmd2(metrics.map_batches(model.encode, x[:1000]), prior)
     assert mmd[True] < mmd[False] / 10
+
+
+def test_cluster_head_penalty_by_hand():
+    heads = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0], [3.0, 2.0]], requires_grad=True)
+    margin = 4.0
+    # pairwise distances: (0,1) 5, (0,2) 1, (0,3) 3.606, (1,2) 4.243, (1,3) 2, (2,3) 3.162; only those below 4 count
+    by_hand = (4 - 1) + (4 - math.sqrt(13)) + (4 - 2) + (4 - math.sqrt(10))
+    assert float(aae.cluster_head_penalty(heads, margin)) == pytest.approx(by_hand, rel=1e-6)
+    aae.cluster_head_penalty(heads, margin).backward()
+    assert heads.grad[0, 1] > 0 and heads.grad[2, 1] < 0  # descending pushes heads 0 and 2 apart
+
+
+def test_cluster_heads_model_and_its_picture():
+    model = _small(n_classes=10, z_dim=2, cluster_heads=True, head_margin=6.0)
+    start = model.heads.detach()
+    gaps = torch.cdist(start, start) + 1e9 * torch.eye(10)
+    assert float(gaps.min()) == pytest.approx(6.0, rel=1e-4)  # neighbours start one margin apart
+    x = _images(8)
+    logs = model.training_step({"unlabelled": (x,), "labelled": (x[:4], torch.tensor([0, 1, 2, 3]))})
+    assert {"recon", "loss_d", "loss_g", "cross_entropy"} <= set(logs)
+    out = model.encode_all(x)
+    assert torch.allclose(model.embed(x), out["mu"] + out["y"] @ model.heads, atol=1e-6)
+    assert model.sample(3, generator=torch.Generator().manual_seed(0)).shape == (3, 1, 28, 28)
+    with pytest.raises(ValueError, match="label head"):
+        aae.AAE(cluster_heads=True)
+
+
+def test_label_only_baseline_touches_only_the_encoder_and_the_labels():
+    model = aae.LabelOnly(hidden=(32,), disc_hidden=(16,), n_classes=10, z_dim=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x_l, y_l = _images(6), torch.arange(6)
+    logs = model.training_step({"labelled": (x_l, y_l)})
+    assert set(logs) == {"cross_entropy"}
+    changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"encoder"}
+
+
+def test_labelled_subset_is_balanced_and_fixed():
+    from dgsp import recipes
+
+    x, y = recipes.labelled_subset(100, "mnist5k")
+    assert len(x) == 100 and torch.equal(torch.bincount(y.cpu(), minlength=10), torch.full((10,), 10))
+    x2, y2 = recipes.labelled_subset(100, "mnist5k")
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    with pytest.raises(ValueError, match="multiple of 10"):
+        recipes.labelled_subset(95, "mnist5k")
+
+
+def test_code_panel_is_pure():
+    from dgsp.widgets import aae_code_panel, draw_aae_code_panel
+
+    runs = {("gaussian", "deterministic"): _small(), ("mixture", "deterministic"): _small(prior="mixture")}
+    x, labels = _images(50), torch.arange(50) % 10
+    a = aae_code_panel(runs, x, labels, "mixture", "deterministic")
+    b = aae_code_panel(runs, x, labels, "mixture", "deterministic")
+    assert a["codes"].shape == (50, 2) and a["prior_draws"].shape == (50, 2)
+    assert a["mmd2"] == b["mmd2"] and torch.equal(a["prior_draws"], b["prior_draws"])
+    # the ring prior sits around radius 4, so its draws are far from an untrained encoder's codes
+    assert a["mmd2"] > aae_code_panel(runs, x, labels, "gaussian", "deterministic")["mmd2"]
+    import matplotlib.pyplot as plt
+    plt.close(draw_aae_code_panel(a))
+    with pytest.raises(ValueError, match="no trained AAE.*available"):
+        aae_code_panel(runs, x, labels, "swiss_roll", "universal")
+
+
+def test_lr_decay_enters_the_key_only_when_used():
+    assert "lr_decay" not in _small().hparams  # runs cached before the option existed keep their key
+    model = _small(lr_decay=0.5, recon_lr=1e-3, reg_lr=2e-3)
+    model.on_epoch_end(1)  # after the second epoch: every rate times 0.5 ** 2
+    rates = {name: opt.param_groups[0]["lr"] for name, opt in model.optimizers.items()}
+    assert rates == pytest.approx({"recon": 2.5e-4, "disc": 5e-4, "gen": 5e-4})

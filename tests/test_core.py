@@ -61,10 +61,17 @@ def test_quick_mode_folder_is_removed_at_exit(tmp_path):
     import sys
 
     code = "import dgsp; print(dgsp.output_dir('figures'))"
-    env = {**__import__("os").environ, "DGSP_QUICK": "1", "DGSP_HOME": str(tmp_path)}
+    env = {k: v for k, v in __import__("os").environ.items() if k != "DGSP_QUICK_DIR"}
+    env.update(DGSP_QUICK="1", DGSP_HOME=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     folder = Path(out.stdout.strip())
     assert folder.name == "figures" and not folder.parent.exists()
+    # a folder named by DGSP_QUICK_DIR (make test: one per test run) is used by every process and kept
+    shared = tmp_path / "shared-quick"
+    env["DGSP_QUICK_DIR"] = str(shared)
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert Path(out.stdout.strip()) == shared / "figures" and (shared / "figures").is_dir()
 
 
 def test_seed_everything_deterministic_flag(monkeypatch):

@@ -138,18 +138,28 @@ class AAE(Model):
     vector to the decoder (Sec. 4); otherwise the encoder also outputs q(y|x) (softmax over ``n_classes``)
     with a second adversary imposing Cat(1/K) on it (Sec. 5 semi-supervised, trained with labelled
     batches; Sec. 6 clustering, without).
-    ``recon_lr`` and ``reg_lr`` are Adam's rates for phase 1 and for phases 2 and 3.
+    ``cluster_heads`` (Sec. 7, dimensionality reduction; needs a label head): the decoder gets
+    y W + z instead of (y, z), where the rows of W are learned ``z_dim``-dimensional cluster heads kept at
+    least ``head_margin`` apart by :func:`cluster_head_penalty`; :meth:`embed` returns y W + z.
+    ``recon_lr`` and ``reg_lr`` are Adam's rates for phase 1 and for phases 2 and 3; every rate is multiplied by
+    ``lr_decay`` after each epoch (:meth:`dgsp.train.Model.on_epoch_end`).
     """
 
     def __init__(self, z_dim: int = 2, hidden: tuple[int, ...] = (512, 512), disc_hidden: tuple[int, ...] = (512, 512),
                  posterior: str = "deterministic", prior: str = "gaussian", prior_scale: float = 1.0,
                  n_classes: int = 0, supervised: bool = False, noise_dim: int = 8, recon_lr: float = 1e-3,
                  reg_lr: float = 1e-4, betas: tuple[float, float] = (0.5, 0.999), adversarial: bool = True,
+                 cluster_heads: bool = False, head_margin: float = 6.0, lr_decay: float = 1.0,
                  image_shape: tuple[int, int, int] = (1, 28, 28)):
+        extra = {}  # options added later enter the hyper-parameters (the cache key) only when used
+        if cluster_heads:
+            extra.update(cluster_heads=True, head_margin=head_margin)
+        if lr_decay != 1.0:
+            extra.update(lr_decay=lr_decay)
         super().__init__(z_dim=z_dim, hidden=list(hidden), disc_hidden=list(disc_hidden), posterior=posterior,
                          prior=prior, prior_scale=prior_scale, n_classes=n_classes, supervised=supervised,
                          noise_dim=noise_dim, recon_lr=recon_lr, reg_lr=reg_lr, betas=list(betas),
-                         adversarial=adversarial, image_shape=list(image_shape))
+                         adversarial=adversarial, image_shape=list(image_shape), **extra)
         if posterior not in POSTERIORS:
             raise ValueError(f"unknown posterior {posterior!r}; choose one of {POSTERIORS}")
         if prior not in PRIORS:
@@ -161,14 +171,26 @@ class AAE(Model):
                              f"n_classes={n_classes}")
         self.z_dim, self.n_classes, self.image_shape = z_dim, n_classes, tuple(image_shape)
         self.label_head = n_classes > 0 and not supervised  # q(y|x): semi-supervised or clustering
+        if cluster_heads and not self.label_head:
+            raise ValueError("cluster_heads needs a label head: n_classes > 0 and supervised=False")
         pixels = math.prod(self.image_shape)
         in_dim = pixels + (noise_dim if posterior == "universal" else 0)
         out_dim = (2 * z_dim if posterior == "gaussian" else z_dim) + (n_classes if self.label_head else 0)
         self.encoder = MLP(in_dim, list(hidden), out_dim, act="relu")
-        self.decoder = MLP(z_dim + n_classes, list(reversed(hidden)), self.image_shape, act="relu")
+        self.heads = None
+        if cluster_heads:  # W (Sec. 7): one learned head per cluster, starting evenly spaced on a circle
+            if z_dim < 2:
+                raise ValueError(f"cluster heads need z_dim >= 2; got {z_dim}")
+            angle = torch.arange(n_classes) * (2 * math.pi / n_classes)
+            radius = head_margin / (2 * math.sin(math.pi / n_classes))  # neighbours start `head_margin` apart
+            start = torch.zeros(n_classes, z_dim)
+            start[:, 0], start[:, 1] = radius * angle.cos(), radius * angle.sin()
+            self.heads = torch.nn.Parameter(start)
+        decoder_in = z_dim if cluster_heads else z_dim + n_classes
+        self.decoder = MLP(decoder_in, list(reversed(hidden)), self.image_shape, act="relu")
         self.disc_z = MLP(z_dim, list(disc_hidden), 1, act="leaky_relu")
         self.disc_y = MLP(n_classes, list(disc_hidden), 1, act="leaky_relu") if self.label_head else None
-        enc_dec = [*self.encoder.parameters(), *self.decoder.parameters()]
+        enc_dec = [*self.encoder.parameters(), *self.decoder.parameters(), *([self.heads] if cluster_heads else [])]
         discs = [*self.disc_z.parameters(), *(self.disc_y.parameters() if self.disc_y is not None else [])]
         self.optimizers = {
             "recon": torch.optim.Adam(enc_dec, lr=recon_lr, betas=tuple(betas)),
@@ -214,8 +236,15 @@ class AAE(Model):
             if y is None:
                 raise ValueError(f"this model's decoder also takes a label: pass y of shape (N, {self.n_classes})")
             check_shape(y, (len(z), self.n_classes), f"{type(self).__name__}.decode (labels)")
-            z = torch.cat([y.to(z.dtype), z], 1)
+            z = z + y.to(z.dtype) @ self.heads if self.heads is not None else torch.cat([y.to(z.dtype), z], 1)
         return self.decoder(z)
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The 2-D (``z_dim``) picture of each image for dimensionality reduction (Sec. 7): y W + z with cluster
+        heads, else the code z."""
+        out = self.encode_all(x)
+        return out["mu"] + out["y"] @ self.heads if self.heads is not None else out["mu"]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstructions from the code means (a supervised model needs the labels ``y``, as integers)."""
@@ -274,6 +303,8 @@ class AAE(Model):
         # phase 1: reconstruction
         out = self.encode_all(x)
         rec = reconstruction_loss(self._logits(out["z"], onehot if onehot is not None else out.get("y")), x)
+        if self.heads is not None:
+            rec = rec + cluster_head_penalty(self.heads, self.hparams["head_margin"])
         self._step("recon", rec)
         logs = {"recon": rec.detach()}
         if not self.hparams["adversarial"]:  # the plain autoencoder with the same networks, for comparison
@@ -297,6 +328,25 @@ class AAE(Model):
             self._step("label", ce)
             logs["cross_entropy"] = ce.detach()
         return logs
+
+
+class LabelOnly(AAE):
+    """The baseline for the semi-supervised AAE: the *same* encoder network with its label head, trained only by
+    phase 3 (cross-entropy on the labelled minibatch); no decoder loss, no adversary. It trains on a dict with
+    a ``labelled`` stream, or on (images, labels)."""
+
+    def training_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        xl, yl = batch["labelled"] if isinstance(batch, dict) else batch
+        ce = F.cross_entropy(self.encode_all(xl)["y_logits"], yl)
+        self._step("label", ce)
+        return {"cross_entropy": ce.detach()}
+
+
+def cluster_head_penalty(heads: torch.Tensor, margin: float) -> torch.Tensor:
+    """Sec. 7's extra cost on the cluster heads W (K, d): Σ_{i<j} max(0, margin − ‖w_i − w_j‖), which pushes
+    any two heads closer than ``margin`` apart and leaves the others alone."""
+    i, j = torch.triu_indices(len(heads), len(heads), offset=1)
+    return F.relu(margin - (heads[i] - heads[j]).norm(dim=1)).sum()
 
 
 def check_labels(y: torch.Tensor, n: int, n_classes: int) -> None:
