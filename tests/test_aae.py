@@ -142,7 +142,7 @@ def test_cluster_head_penalty_by_hand():
     margin = 4.0
     # pairwise distances: (0,1) 5, (0,2) 1, (0,3) 3.606, (1,2) 4.243, (1,3) 2, (2,3) 3.162; only those below 4 count
     by_hand = (4 - 1) + (4 - math.sqrt(13)) + (4 - 2) + (4 - math.sqrt(10))
-    assert float(aae.cluster_head_penalty(heads, margin)) == pytest.approx(by_hand, rel=1e-6)
+    assert float(aae.cluster_head_penalty(heads, margin).detach()) == pytest.approx(by_hand, rel=1e-6)
     aae.cluster_head_penalty(heads, margin).backward()
     assert heads.grad[0, 1] > 0 and heads.grad[2, 1] < 0  # descending pushes heads 0 and 2 apart
 
