@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dgsp.data import check_finite_rows
 from dgsp.nets import check_shape
 from dgsp.train import Model, fit
 
@@ -75,6 +76,51 @@ def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_
     clf = KNeighborsClassifier(n_neighbors=k)
     clf.fit(train_features.detach().cpu().numpy(), train_labels.detach().cpu().numpy())
     return float(clf.score(test_features.detach().cpu().numpy(), test_labels.detach().cpu().numpy()))
+
+
+def nearest_neighbours(memory: torch.Tensor, queries: torch.Tensor, k: int = 1, metric: str = "euclidean",
+                       chunk: int = 1000) -> torch.Tensor:
+    """Indices (len(queries), k) of each query's k nearest rows of ``memory``, by exact search in chunks of
+    ``chunk`` queries (a 60,000 x 10,000 search never holds more than chunk x 60,000 distances).
+
+    ``metric="euclidean"`` ranks by ||m - q||^2 = ||m||^2 - 2 m.q + ||q||^2 (the ||q||^2 term is the same for every
+    m, so it is left out); ``"cosine"`` ranks by 1 - m.q / (||m|| ||q||) on the normalised rows."""
+    if metric not in ("euclidean", "cosine"):
+        raise ValueError(f"unknown metric {metric!r}; choose 'euclidean' or 'cosine'")
+    memory, queries = memory.detach().flatten(1), queries.detach().flatten(1)
+    if len(memory) == 0 or len(queries) == 0:
+        raise ValueError(f"nearest_neighbours needs a non-empty memory and queries, got {len(memory)} and "
+                         f"{len(queries)} rows")
+    if memory.shape[1] != queries.shape[1]:
+        raise ValueError(f"memory rows have {memory.shape[1]} features but queries have {queries.shape[1]}")
+    if not 1 <= k <= len(memory):
+        raise ValueError(f"k must be between 1 and the memory size {len(memory)}, got {k}")
+    memory, queries = memory.float(), queries.to(memory.device).float()
+    check_finite_rows(memory, "the memory features")
+    check_finite_rows(queries, "the query features")
+    if metric == "cosine":
+        memory = F.normalize(memory, dim=1)
+        queries = F.normalize(queries, dim=1)
+        bias = torch.zeros(len(memory), device=memory.device)
+    else:
+        bias = (memory ** 2).sum(1)
+    out = []
+    for q in queries.split(chunk):
+        score = bias[None, :] - 2 * q @ memory.T   # smaller is nearer (for cosine: -cos up to a factor 2)
+        out.append(score.topk(k, dim=1, largest=False).indices)
+    return torch.cat(out)
+
+
+def one_nn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+                    test_labels: torch.Tensor, metric: str = "euclidean", chunk: int = 1000) -> float:
+    """Test accuracy of the 1-nearest-neighbour classifier whose memory is the training features (BiGAN Table 1's
+    protocol): each test point takes the label of its nearest training point under ``metric``."""
+    for feats, labels, who in ((train_features, train_labels, "training"), (test_features, test_labels, "test")):
+        if len(feats) != len(labels):
+            raise ValueError(f"{len(feats)} {who} features but {len(labels)} {who} labels")
+    nearest = nearest_neighbours(train_features, test_features, 1, metric, chunk)[:, 0]
+    predicted = train_labels.to(nearest.device)[nearest]
+    return float((predicted == test_labels.to(nearest.device)).float().mean())
 
 
 # ============================================================================= lecture 3: GAN and WGAN

@@ -387,3 +387,50 @@ def aae_explorer(runs: dict[tuple[str, str], torch.nn.Module], x: torch.Tensor, 
     return live(lambda prior, posterior: aae_code_panel(runs, x, labels, prior, posterior), draw_aae_code_panel,
                 prior=W.Dropdown(options=priors, value=priors[0], description="prior"),
                 posterior=W.Dropdown(options=posteriors, value=posteriors[0], description="q(z|x)"))
+
+
+# ----------------------------------------------------------------------------- lecture 5
+@torch.no_grad()
+def interpolation_panel(model, x: torch.Tensor, i: int, j: int, steps: int = 9) -> dict[str, Any]:
+    """Walk the straight line in z from E(x_i) to E(x_j) and decode each point: G((1 - t) E(x_i) + t E(x_j)).
+    ``model`` has ``encode`` and ``decode`` (a BiGAN, or any row of the lecture-5 table). Returns the two
+    images, their reconstructions G(E(x)), the path's codes and its images."""
+    from dgsp.models.bigan import interpolate_codes
+
+    if not (0 <= i < len(x) and 0 <= j < len(x)):
+        raise ValueError(f"indices must lie in [0, {len(x) - 1}], got i={i}, j={j}")
+    ends = x[[i, j]].to(_device_of(model))
+    z = model.encode(ends)
+    path = interpolate_codes(z[0], z[1], steps)
+    return {"i": i, "j": j, "ends": ends.cpu(), "codes": path.cpu(), "images": model.decode(path).cpu(),
+            "reconstructions": model.decode(z).cpu()}
+
+
+def draw_interpolation_panel(result: dict[str, Any]) -> plt.Figure:
+    """x_i, then the decoded path from E(x_i) to E(x_j), then x_j, in one row."""
+    images = result["images"]
+    n = len(images)
+    fig, axes = plt.subplots(1, n + 2, figsize=(1.1 * (n + 2), 1.6))
+    tiles = [result["ends"][0], *images, result["ends"][1]]
+    titles = [f"x[{result['i']}]", *[f"t={t:.2f}" for t in np.linspace(0, 1, n)], f"x[{result['j']}]"]
+    for ax, img, title in zip(axes, tiles, titles):
+        ax.imshow(img.reshape(img.shape[-2:]).numpy(), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    for ax in (axes[0], axes[-1]):
+        for side in ax.spines.values():
+            side.set_visible(True)
+    fig.suptitle("G((1 - t) E(x_i) + t E(x_j)): the ends are the data, the path is the generator", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def interpolation_explorer(model, x: torch.Tensor, i: int = 0, j: int = 1, steps: int = 9):
+    """Two index boxes (which test digits) and a slider (how many steps) for :func:`interpolation_panel`."""
+    import ipywidgets as W
+
+    last = len(x) - 1
+    return live(lambda i, j, steps: interpolation_panel(model, x, i, j, steps), draw_interpolation_panel,
+                i=W.BoundedIntText(value=i, min=0, max=last, description="x_i index"),
+                j=W.BoundedIntText(value=j, min=0, max=last, description="x_j index"),
+                steps=W.IntSlider(value=steps, min=3, max=13, description="steps"))

@@ -1,0 +1,175 @@
+"""Scores of unnormalised densities: the Fisher divergence, the Hyvärinen score, score matching, and SVGD.
+
+Everything here needs the *score* grad_x log p(x) only, never the normalising constant: a density known up to a
+factor, p(x) = exp(f(x)) / Z, has grad log p = grad f. Lecture 6 (Fisher auto-encoders) uses all of it; lecture 7
+(EBM-GAN) samples an energy model with the same SVGD.
+
+References
+----------
+* Hyvärinen (2005), *Estimation of non-normalized statistical models by score matching*, JMLR 6: the objective
+  E_p [1/2 ||grad log q||^2 + Laplacian log q] (his Theorem 1) and its closed form for exponential families.
+* Elkhalil, Hasan, Ding, Farsiu and Tarokh (2021), *Fisher Auto-Encoders*, AISTATS: the Fisher divergence (eq. 4),
+  its expansion into the Hyvärinen score (eq. 5-6), and the polynomial exponential family (eq. 13).
+* Liu and Wang (2016), *Stein Variational Gradient Descent*, NeurIPS: the update phi(x) (their eq. 8 and
+  Algorithm 1) with an RBF kernel and the median-heuristic bandwidth h = med^2 / log n.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from dgsp.data import check_finite_rows
+
+Score = Callable[[torch.Tensor], torch.Tensor]     # x (n, d) -> grad_x log p(x), (n, d)
+LogDensity = Callable[[torch.Tensor], torch.Tensor]  # x (n, d) -> log p(x) up to a constant, (n,)
+
+
+def _rows(x: torch.Tensor, who: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or len(x) == 0 or x.shape[1] == 0:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{who} expects points of shape (n, d) with n, d >= 1, got {shape}")
+    check_finite_rows(x, f"the points given to {who}")
+    return x
+
+
+# ----------------------------------------------------------------------------- scores by autograd
+def score_of(log_density: LogDensity) -> Score:
+    """grad_x log p(x) by autograd, for each row of x (each row's log-density must depend on that row alone)."""
+    def score(x: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(log_density(x).sum(), x)
+        return grad
+    return score
+
+
+def hyvarinen_score(log_density: LogDensity, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
+    """s(x) = 1/2 ||grad log p(x)||^2 + Laplacian log p(x) for each row of x, shape (n,) (Fisher AE eq. 6).
+
+    The Laplacian is the sum of the d second derivatives d^2 log p / dx_j^2, one backward pass per dimension:
+    exact, and cheap for the low-dimensional x this is meant for. ``create_graph=True`` keeps the result
+    differentiable with respect to the density's parameters (to minimise it)."""
+    x = _rows(x, "hyvarinen_score").detach().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(log_density(x).sum(), x, create_graph=True)
+        laplacian = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+        for j in range(x.shape[1]):
+            (second,) = torch.autograd.grad(grad[:, j].sum(), x, create_graph=create_graph, retain_graph=True)
+            laplacian = laplacian + second[:, j]
+    out = 0.5 * (grad ** 2).sum(1) + laplacian
+    return out if create_graph else out.detach()
+
+
+def fisher_divergence(score_p: Score, score_q: Score, x: torch.Tensor) -> float:
+    """D(p || q) = E_p 1/2 ||grad log p(x) - grad log q(x)||^2 (Fisher AE eq. 4), by Monte Carlo over samples
+    x ~ p (rows of x)."""
+    x = _rows(x, "fisher_divergence")
+    return float(0.5 * ((score_p(x) - score_q(x)) ** 2).sum(1).mean())
+
+
+# ----------------------------------------------------------------------------- score matching for a polynomial family
+def _check_order(order: int) -> None:
+    if order < 2:
+        raise ValueError(f"a polynomial exponential family needs order K >= 2 (K = 1 is not normalisable), got {order}")
+
+
+def poly_log_density(eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log q_eta(x) = sum_k eta_k x^k, k = 1..K, up to its normalising constant (1-D, eq. 13 with d = 1); x (n, 1)."""
+    powers = torch.arange(1, len(eta) + 1, device=x.device, dtype=x.dtype)
+    return (eta * x ** powers).sum(1)
+
+
+def poly_derivatives(x: torch.Tensor, order: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """T'(x) and T''(x) of the statistic T(x) = (x, x^2, ..., x^K): rows (k x^(k-1))_k and (k (k-1) x^(k-2))_k."""
+    _check_order(order)
+    x = x.reshape(-1, 1)
+    k = torch.arange(1, order + 1, dtype=x.dtype, device=x.device)
+    first = k * x ** (k - 1)
+    second = k * (k - 1) * x ** (k - 2).clamp_min(0)  # the k = 1 column is 0 * x^0 = 0
+    return first, second
+
+
+def score_matching_objective(eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The empirical Hyvärinen score of q_eta on 1-D data x: mean_i 1/2 (eta . T'(x_i))^2 + eta . T''(x_i).
+    Quadratic in eta: 1/2 eta' A eta + b' eta with A = mean T' T'^T and b = mean T''."""
+    first, second = poly_derivatives(x, len(eta))
+    return (0.5 * (first @ eta) ** 2 + second @ eta).mean()
+
+
+def score_matching_poly(x: torch.Tensor, order: int, ridge: float = 0.0) -> torch.Tensor:
+    """The minimiser eta = -A^{-1} b of :func:`score_matching_objective` (Hyvärinen 2005, Sec. 3 for exponential
+    families), in float64. ``ridge`` adds ridge * I to A (for badly conditioned high orders). The fitted density
+    is normalisable only if its top coefficient is negative and K even: checked, with a clear error otherwise."""
+    x = _rows(x.reshape(-1, 1).double(), "score_matching_poly")
+    first, second = poly_derivatives(x, order)
+    a = first.T @ first / len(x) + ridge * torch.eye(order, dtype=x.dtype, device=x.device)
+    b = second.mean(0)
+    eta = -torch.linalg.solve(a, b)
+    check_normalisable(eta)
+    return eta
+
+
+def check_normalisable(eta: torch.Tensor) -> None:
+    """exp(sum_k eta_k x^k) integrates over the real line only if its leading power is even with a negative
+    coefficient; raise a ``ValueError`` that says which condition fails."""
+    eta = eta.detach().flatten()
+    _check_order(len(eta))
+    if not torch.isfinite(eta).all():
+        raise ValueError(f"the natural parameters are not finite: {eta.tolist()}")
+    nonzero = torch.nonzero(eta).flatten()
+    if len(nonzero) == 0:
+        raise ValueError("all natural parameters are zero: exp(0) is not normalisable on the real line")
+    top = int(nonzero[-1]) + 1
+    if top % 2 == 1 or float(eta[top - 1]) >= 0:
+        raise ValueError(f"exp(sum_k eta_k x^k) is not normalisable: its leading term {float(eta[top - 1]):.3g} x^{top} "
+                         "must have an even power and a negative coefficient")
+
+
+def normalised_density(log_density: LogDensity, grid: torch.Tensor) -> torch.Tensor:
+    """exp(log p) on a regular 1-D grid, divided by its Riemann sum: the normalising constant found numerically."""
+    grid = grid.reshape(-1, 1).double()
+    log_p = log_density(grid)
+    dx = float(grid[1, 0] - grid[0, 0])
+    p = torch.exp(log_p - log_p.max())
+    return p / (p.sum() * dx)
+
+
+# ----------------------------------------------------------------------------- Stein variational gradient descent
+def svgd_bandwidth(x: torch.Tensor) -> float:
+    """Liu and Wang's h = med^2 / log n, med the median pairwise distance between the particles."""
+    n = len(x)
+    d2 = torch.cdist(x, x) ** 2
+    med2 = d2[~torch.eye(n, dtype=torch.bool, device=x.device)].median() if n > 1 else d2.new_tensor(1.0)
+    return float(med2 / math.log(n + 1))
+
+
+def svgd_direction(x: torch.Tensor, score: torch.Tensor, bandwidth: float) -> torch.Tensor:
+    """phi(x_i) = 1/n sum_j [k(x_j, x_i) grad log p(x_j) + grad_{x_j} k(x_j, x_i)], k(a, b) = exp(-||a - b||^2 / h)
+    (Liu and Wang 2016, eq. 8): the first term pulls particles up the density, the second pushes them apart."""
+    diff = x[:, None, :] - x[None, :, :]                 # diff[j, i] = x_j - x_i
+    k = torch.exp(-(diff ** 2).sum(-1) / bandwidth)      # k[j, i]
+    drive = k.T @ score                                   # sum_j k(x_j, x_i) grad log p(x_j)
+    repulse = (-2 / bandwidth * diff * k[..., None]).sum(0)  # sum_j grad_{x_j} k(x_j, x_i)
+    return (drive + repulse) / len(x)
+
+
+def svgd(score_fn: Score, x0: torch.Tensor, steps: int, step_size: float, bandwidth: float | str = "median",
+         every: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Move the particles x0 (n, d) ``steps`` times along phi (Algorithm 1 of Liu and Wang 2016, plain steps of
+    ``step_size``); the bandwidth is recomputed by the median rule at each step unless a number is given.
+    Returns the final particles and, if ``every`` > 0, snapshots every ``every`` steps (the first is x0)."""
+    x = _rows(x0, "svgd").detach().clone()
+    if steps < 0 or step_size <= 0:
+        raise ValueError(f"need steps >= 0 and step_size > 0, got {steps} and {step_size}")
+    if isinstance(bandwidth, str) and bandwidth != "median":
+        raise ValueError(f"bandwidth must be a number or 'median', got {bandwidth!r}")
+    trail = [x.clone()] if every else []
+    for t in range(1, steps + 1):
+        h = svgd_bandwidth(x) if bandwidth == "median" else float(bandwidth)
+        x = x + step_size * svgd_direction(x, score_fn(x), h)
+        if every and t % every == 0:
+            trail.append(x.clone())
+    check_finite_rows(x, "the SVGD particles (lower the step size)")
+    return x, trail

@@ -1,0 +1,188 @@
+"""Lecture 5 pieces: the joint game's optimum, the 1-NN helper, E/G/D shapes, LR/JLR losses, the toy, bad input
+(dgsp.models.bigan, dgsp.metrics.one_nn_accuracy, dgsp.widgets.interpolation_panel)."""
+import math
+
+import pytest
+import torch
+
+from dgsp import metrics, widgets
+from dgsp.models import bigan
+from dgsp.train import fit
+
+
+def _small(cls=bigan.BiGAN, **kw):
+    torch.manual_seed(0)
+    return cls(latent_dim=5, hidden=(32, 32), **kw)
+
+
+def test_optimal_joint_discriminator_and_js_on_a_discrete_joint():
+    # x in {0, 1, 2}, z in {0, 1}: P_XE puts the mass of p_x on the pairs (x, E(x)), E = (0, 1, 1);
+    # P_GZ puts the mass of p_z on (G(z), z), G = (0, 2).
+    p_xe = torch.zeros(3, 2, dtype=torch.float64)
+    p_xe[0, 0], p_xe[1, 1], p_xe[2, 1] = 0.5, 0.3, 0.2
+    p_gz = torch.zeros(3, 2, dtype=torch.float64)
+    p_gz[0, 0], p_gz[2, 1] = 0.4, 0.6
+    d_star = bigan.joint_optimal_discriminator(p_xe, p_gz)
+    assert float(d_star[0, 0]) == pytest.approx(0.5 / 0.9)
+    assert float(d_star[1, 1]) == 1.0 and float(d_star[2, 1]) == pytest.approx(0.25)
+    v = float(bigan.joint_value(d_star, p_xe, p_gz))
+    # closed form of JS: 1/2 sum p log(2p/(p+q)) + 1/2 sum q log(2q/(p+q)) over the cells
+    js = 0.5 * (0.5 * math.log(1.0 / 0.9) + 0.3 * math.log(2) + 0.2 * math.log(0.4 / 0.8)) \
+        + 0.5 * (0.4 * math.log(0.8 / 0.9) + 0.6 * math.log(1.2 / 0.8))
+    assert bigan.joint_js(p_xe, p_gz) == pytest.approx(js)
+    assert v == pytest.approx(js - math.log(2))  # the slides' 1/2-weighted value at D*
+    for d in (torch.full_like(d_star, 0.5), (d_star * 0.9 + 0.05)):  # any other D does worse
+        assert float(bigan.joint_value(d, p_xe, p_gz)) < v
+    # at the optimum P_XE = P_GZ: D* = 1/2 and V = -log 2
+    assert float(bigan.joint_value(bigan.joint_optimal_discriminator(p_xe, p_xe), p_xe, p_xe)) == \
+        pytest.approx(-math.log(2))
+
+
+def test_one_nn_on_hand_built_points():
+    memory = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 3.0]])
+    labels = torch.tensor([0, 1, 2])
+    queries = torch.tensor([[1.0, 0.0], [9.0, 1.0], [0.0, 2.0], [5.0, 5.0]])
+    assert metrics.nearest_neighbours(memory, queries, chunk=2)[:, 0].tolist() == [0, 1, 2, 2]
+    assert metrics.one_nn_accuracy(memory, labels, queries, torch.tensor([0, 1, 2, 1])) == 0.75
+    # cosine ignores the length: (5, 5) is 45 degrees from (10, 0) and from (0, 3); (1, 0.1) is closest to (10, 0)
+    mem = torch.tensor([[10.0, 0.0], [0.0, 3.0]])
+    assert metrics.nearest_neighbours(mem, torch.tensor([[1.0, 0.1], [0.1, 100.0]]), metric="cosine")[:, 0].tolist() \
+        == [0, 1]
+    assert metrics.nearest_neighbours(memory, queries, k=2)[1].tolist() == [1, 0]  # dist^2 2, then 82 (not 85)
+
+
+def test_one_nn_bad_input():
+    m, y = torch.randn(5, 3), torch.arange(5)
+    with pytest.raises(ValueError, match="5 training features but 4 training labels"):
+        metrics.one_nn_accuracy(m, y[:4], m, y)
+    with pytest.raises(ValueError, match="non-empty memory"):
+        metrics.one_nn_accuracy(m[:0], y[:0], m, y)
+    with pytest.raises(ValueError, match="3 features but queries have 2"):
+        metrics.nearest_neighbours(m, torch.randn(2, 2))
+    with pytest.raises(ValueError, match="unknown metric"):
+        metrics.nearest_neighbours(m, m, metric="manhattan")
+    bad = m.clone()
+    bad[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        metrics.nearest_neighbours(bad, m)
+
+
+def test_shapes_and_joint_concatenation():
+    model = _small()
+    x = torch.rand(6, 1, 28, 28)
+    z = model.noise(6, torch.Generator().manual_seed(0))
+    assert z.shape == (6, 5) and float(z.min()) >= -1 and float(z.max()) <= 1
+    assert model.encode(x).shape == (6, 5) and model.decode(z).shape == (6, 1, 28, 28)
+    assert model.sample(4, torch.Generator().manual_seed(1)).shape == (4, 1, 28, 28)
+    pair = model.discriminator.pair(x, z)
+    assert pair.shape == (6, 784 + 5)
+    assert torch.equal(pair[:, :784], x.flatten(1)) and torch.equal(pair[:, 784:], z)
+    assert model.discriminator(x, z).shape == (6,)
+    g = model.decode(z)
+    assert float(g.min()) >= 0 and float(g.max()) <= 1  # sigmoid pixels
+    same = model.sample(3, torch.Generator().manual_seed(7))
+    assert torch.equal(same, model.sample(3, torch.Generator().manual_seed(7)))
+
+
+def test_a_training_step_moves_only_its_players():
+    for cls, kw in ((bigan.BiGAN, {}), (bigan.LatentRegressor, {"joint_weight": 0.25})):
+        model = _small(cls, **kw)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        out = model.training_step((torch.rand(16, 1, 28, 28),))
+        assert all(math.isfinite(float(v)) for v in out.values())
+        for part in ("encoder", "generator", "discriminator"):
+            moved = any(not torch.equal(before[k], v) for k, v in model.state_dict().items() if k.startswith(part)
+                        and k.endswith("weight"))
+            assert moved, f"{cls.__name__}: {part} did not move"
+
+
+def test_latent_regression_loss_and_joint_weight():
+    z, z_hat = torch.tensor([[1.0, -1.0]]), torch.tensor([[0.0, 1.0]])
+    assert float(bigan.latent_regression_loss(z_hat, z)) == pytest.approx((1 + 4) / 2)  # averaged over dimensions
+    with pytest.raises(ValueError, match="differ in shape"):
+        bigan.latent_regression_loss(z_hat, z[:, :1])
+    x = torch.tensor([2.0], requires_grad=True)
+    (bigan.scale_gradient(x, 0.25) * 3).sum().backward()
+    assert float(x.grad) == pytest.approx(0.75)  # value unchanged, gradient scaled
+
+    # LR: G gets no gradient from the regression loss; JLR: it does
+    x = torch.rand(8, 1, 28, 28)
+    grads = {}
+    for w in (0.0, 0.25):
+        model = _small(bigan.LatentRegressor, joint_weight=w)
+        z = model.noise(8, torch.Generator().manual_seed(0))
+        latent = bigan.latent_regression_loss(model.encoder(bigan.scale_gradient(model.generator(z), w)), z)
+        latent.backward()
+        grads[w] = sum(float(p.grad.abs().sum()) for p in model.generator.parameters() if p.grad is not None)
+        assert all(p.grad is not None for p in model.encoder.parameters())
+    assert grads[0.0] == 0 and grads[0.25] > 0
+    assert _small(bigan.LatentRegressor).discriminator_features(x).shape == (8, 32)
+
+
+def test_autoencoder_rows_and_random_encoder():
+    x = torch.rand(4, 1, 28, 28)
+    for loss in ("l2", "l1"):
+        model = _small(bigan.AutoencoderBaseline, loss=loss)
+        x_hat = model.generator(model.encoder(x))
+        expected = ((x_hat - x) ** 2).sum((1, 2, 3)).mean() if loss == "l2" else (x_hat - x).abs().sum((1, 2, 3)).mean()
+        assert float(model.loss(x)["loss"].detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    with pytest.raises(ValueError, match="choose one of"):
+        bigan.AutoencoderBaseline(loss="huber")
+    a, b = bigan.random_encoder(latent_dim=5, hidden=(16,)), bigan.random_encoder(latent_dim=5, hidden=(16,))
+    assert torch.equal(a.features(x), b.features(x)) and not a.training
+
+
+def test_bad_input_is_a_clear_error():
+    model = _small()
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 5\)"):
+        model.decode(torch.zeros(3, 7))
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 1, 28, 28\)"):
+        model.encode(torch.zeros(3, 784))
+    with pytest.raises(ValueError, match="float32 weights but got torch.float64"):
+        model.encode(torch.zeros(3, 1, 28, 28, dtype=torch.float64))
+    bad = torch.rand(20, 1, 28, 28)
+    bad[3, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        fit(model, bad, epochs=1, batch_size=10, progress=False)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fit(model, torch.rand(20, 1, 28, 28) * 255, epochs=1, batch_size=10, progress=False)
+    with pytest.raises(ValueError, match="latent_dim and every hidden size"):
+        bigan.BiGAN(latent_dim=0)
+    with pytest.raises(ValueError, match="joint_weight"):
+        bigan.LatentRegressor(joint_weight=-1)
+    with pytest.raises(ValueError, match="n >= 1"):
+        bigan.uniform_latent(0, 3)
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        bigan.interpolate_codes(torch.zeros(3), torch.ones(3), 1)
+
+
+def test_toy_bigan_learns_to_invert():
+    """The course's toy recipe in quick mode (40 epochs, the run notebook 05 loads): reconstructions G(E(x)) beat
+    another point's, E(G(z)) tracks z."""
+    from dgsp import recipes
+
+    model, x = recipes.toy_bigan()
+    x_error = model.history["x_error"]
+    assert len(x_error) == 8  # logged every 5 epochs
+    after = bigan.inversion_errors(model, x[:500])
+    assert after["x_error"] < 0.5 * x_error[0] and after["x_error"] < 0.25 * after["x_error_other"]
+    assert abs(after["z_corr"]) > 0.9
+
+
+def test_filters_and_interpolation_panel():
+    model = _small()
+    for net in (model.encoder, model.generator, model.discriminator.net):
+        f = bigan.first_layer_filters(net, n=6)
+        assert f.shape == (6, 1, 28, 28) and float(f.min()) == 0 and float(f.max()) == 1
+    with pytest.raises(ValueError, match="pixels"):
+        bigan.first_layer_filters(bigan.JointDiscriminator((2,), 1, (8,), None).net)
+    x = torch.rand(5, 1, 28, 28)
+    out = widgets.interpolation_panel(model.eval(), x, 1, 3, steps=4)
+    assert out["images"].shape == (4, 1, 28, 28) and out["codes"].shape == (4, 5)
+    assert torch.allclose(out["codes"][0], model.encode(x[1:2])[0]) and torch.allclose(out["codes"][-1],
+                                                                                        model.encode(x[3:4])[0])
+    assert torch.allclose(out["images"][0], out["reconstructions"][0], atol=1e-6)
+    fig = widgets.draw_interpolation_panel(out)
+    assert len(fig.axes) == 6
+    with pytest.raises(ValueError, match="indices must lie"):
+        widgets.interpolation_panel(model, x, 0, 5)
