@@ -301,9 +301,11 @@ class AutoencoderBaseline(EncoderGenerator):
 
 def random_encoder(data_shape: Sequence[int] = IMAGE, latent_dim: int = 50, hidden: Sequence[int] = (1024, 1024),
                    seed: int = 0) -> EncoderGenerator:
-    """Table 1's untrained baseline: the same encoder with its random initial weights (in eval mode)."""
-    torch.manual_seed(seed)
-    return AutoencoderBaseline(data_shape, latent_dim, hidden).eval()
+    """Table 1's untrained baseline: the same encoder with its random initial weights (in eval mode), drawn with
+    ``seed`` without touching the caller's random-number state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return AutoencoderBaseline(data_shape, latent_dim, hidden).eval()
 
 
 # ----------------------------------------------------------------------------- the inversion theorem, measured
