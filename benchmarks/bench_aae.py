@@ -17,22 +17,15 @@ Smoke test: python benchmarks/bench_aae.py --quick-check   (quick mode, embedded
 """
 from __future__ import annotations
 
-import argparse
-import os
 import time
 
 import torch
+from common import parse_args, verdict
 from sklearn.metrics import normalized_mutual_info_score
-
-os.environ.setdefault("DGSP_PUBLISH", "1")  # a benchmark records into the committed figures/results.json
 
 PAPER = {"semi_error_100": 1.90, "semi_error_all": 0.85, "cluster16_error": 9.55, "cluster30_error": 4.10}
 TARGET = {"semi_error_100": 3.0, "semi_error_all": 1.2, "cluster16_error": 12.0, "cluster30_error": 6.0}
 BUDGET_S = 45 * 60
-
-
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "NOT MET"
 
 
 def timed(fn, *args, **kw):
@@ -44,17 +37,14 @@ def timed(fn, *args, **kw):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", nargs="+", default=["semi", "cluster", "prior", "samples"])
-    ap.add_argument("--label-epochs", type=int, default=None, help="epochs of the label-aware AAEs (recipe default)")
-    ap.add_argument("--epochs-2d", type=int, default=None, help="epochs of the 2-D AAEs (recipe default)")
-    ap.add_argument("--labels", nargs="+", default=["100", "all"], help="label counts of the semi-supervised part")
-    ap.add_argument("--clusters", nargs="+", type=int, default=[16, 30], help="cluster counts of the clustering part")
-    ap.add_argument("--quick-check", action="store_true", help="quick mode on the embedded subset; record nothing")
-    args = ap.parse_args()
-    if args.quick_check:
-        os.environ["DGSP_QUICK"] = "1"
-        os.environ["DGSP_PUBLISH"] = "0"
+    def arguments(ap):
+        ap.add_argument("--parts", nargs="+", default=["semi", "cluster", "prior", "samples"])
+        ap.add_argument("--label-epochs", type=int, default=None, help="epochs of the label-aware AAEs (recipe default)")
+        ap.add_argument("--epochs-2d", type=int, default=None, help="epochs of the 2-D AAEs (recipe default)")
+        ap.add_argument("--labels", nargs="+", default=["100", "all"], help="label counts of the semi-supervised part")
+        ap.add_argument("--clusters", nargs="+", type=int, default=[16, 30], help="cluster counts of the clustering part")
+
+    args = parse_args(__doc__, arguments)
 
     import dgsp
     from dgsp import metrics, recipes

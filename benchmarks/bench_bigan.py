@@ -18,38 +18,16 @@ Smoke test: python benchmarks/bench_bigan.py --quick-check   (quick mode, embedd
 """
 from __future__ import annotations
 
-import argparse
-import os
 import time
 
-os.environ.setdefault("DGSP_PUBLISH", "1")  # a benchmark records into the committed figures/results.json
+from common import parse_args, trained_seconds, verdict
 
 TARGET_BIGAN = 97.4
 BUDGET_BIGAN_S, BUDGET_OTHERS_S = 60 * 60, 30 * 60
 
 
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "NOT MET"
-
-
-def trained_seconds(model) -> float:
-    """Sum of the training wall time of every ``fit`` call that built the checkpoint (the clock restarts on resume)."""
-    epochs, times = model.history["epoch"], model.history["time"]
-    total, last = 0.0, 0.0
-    for e, t in zip(epochs, times):
-        if t < last:  # a resumed fit: its clock started again
-            total += last
-        last = t
-    return total + last
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick-check", action="store_true", help="quick mode on the embedded subset; record nothing")
-    args = ap.parse_args()
-    if args.quick_check:
-        os.environ["DGSP_QUICK"] = "1"
-        os.environ["DGSP_PUBLISH"] = "0"
+    args = parse_args(__doc__)
 
     import dgsp
     from dgsp import metrics, recipes

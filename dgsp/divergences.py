@@ -146,6 +146,15 @@ class GaussianMixture:
 
     __call__ = log_prob
 
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """∇_x log p(x) = Σ_k r_k(x) Σ_k⁻¹ (μ_k − x), with r_k(x) the posterior probability of component k at x
+        (closed form; float64 internally, returned in x's dtype)."""
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"score expects points of shape (N, {self.dim}), got {tuple(x.shape)}")
+        resp = torch.softmax(self._components.log_prob(x.double()[:, None, :]) + self.weights.log(), dim=1)
+        pull = torch.einsum("kij,nkj->nki", torch.linalg.inv(self.covs), self.means[None] - x.double()[:, None, :])
+        return (resp[..., None] * pull).sum(1).to(x.dtype)
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n draws (float64, shape (n, d))."""
         which = torch.multinomial(self.weights, n, replacement=True, generator=generator)

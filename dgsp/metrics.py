@@ -291,3 +291,39 @@ def empirical_wasserstein(x: torch.Tensor, y: torch.Tensor) -> float:
     cost = torch.cdist(x, y).numpy()
     rows, cols = linear_sum_assignment(cost)
     return float(cost[rows, cols].mean())
+
+
+def tsne_kmeans_nmi(codes: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray, k: int = 10, seed: int = 0,
+                    perplexity: float = 30.0) -> tuple[float, torch.Tensor]:
+    """Embed ``codes`` in 2-D with t-SNE, cluster the embedding with k-means (``k`` clusters) and return the
+    normalised mutual information 2 I(clusters; labels) / (H(clusters) + H(labels)) with the embedding (scikit-learn
+    throughout; the protocol of the Fisher AE paper's Figure 3)."""
+    from sklearn.cluster import KMeans
+    from sklearn.manifold import TSNE
+    from sklearn.metrics import normalized_mutual_info_score
+
+    codes = _as_2d(codes).double()
+    labels = np.asarray(torch.as_tensor(labels).cpu())
+    if len(codes) != len(labels):
+        raise ValueError(f"{len(codes)} codes but {len(labels)} labels")
+    if len(codes) <= max(k, 3 * perplexity):
+        raise ValueError(f"t-SNE with perplexity {perplexity} and {k} clusters needs more than "
+                         f"{max(k, 3 * perplexity):g} points, got {len(codes)}")
+    check_finite_rows(codes, "the codes given to tsne_kmeans_nmi")
+    embedding = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(codes.cpu().numpy())
+    clusters = KMeans(k, n_init=10, random_state=seed).fit_predict(embedding)
+    return float(normalized_mutual_info_score(labels, clusters, average_method="arithmetic")), \
+        torch.as_tensor(embedding, dtype=torch.float32)
+
+
+@torch.no_grad()
+def sample_quality(classifier: "DigitClassifier", images: torch.Tensor, reference_features: torch.Tensor) -> dict:
+    """How a model's samples look to the course's digit classifier: the Fréchet distance between their features
+    and ``reference_features`` (e.g. of the test set), and the share of the rarest predicted class (a collapsed
+    model leaves some digits out)."""
+    if len(images) < 2:
+        raise ValueError(f"need at least 2 samples, got {len(images)}")
+    check_finite_rows(images.flatten(1), "the samples")
+    feats = classifier_features(classifier, images)
+    return {"frechet": frechet_distance(feats, reference_features),
+            "min_class_share": float(class_histogram(classifier, images).min())}

@@ -434,3 +434,43 @@ def interpolation_explorer(model, x: torch.Tensor, i: int = 0, j: int = 1, steps
                 i=W.BoundedIntText(value=i, min=0, max=last, description="x_i index"),
                 j=W.BoundedIntText(value=j, min=0, max=last, description="x_j index"),
                 steps=W.IntSlider(value=steps, min=3, max=13, description="steps"))
+
+
+# ----------------------------------------------------------------------------- lecture 6
+def noise_panel(models: dict[str, torch.nn.Module], x: torch.Tensor, variance: float, seed: int = 0) -> dict[str, Any]:
+    """Corrupt the test digits ``x`` with N(0, σ² I) (the same draw for every model) and reconstruct them with each
+    model; returns the clean and noisy images, the reconstructions and each model's normalised BCE against the
+    clean images (the paper's Figures 1-2)."""
+    from dgsp.models.fisher_ae import noisy_copy, normalised_bce
+
+    if not models:
+        raise ValueError("give at least one model, as a dict name -> model")
+    if not 0 <= variance <= 4:
+        raise ValueError(f"the noise variance must lie in [0, 4], got {variance}")
+    x = x.cpu()
+    noisy = noisy_copy(x, variance, seed)
+    with torch.no_grad():
+        recons = {name: m(noisy.to(_device_of(m))).cpu() for name, m in models.items()}
+    return {"variance": variance, "clean": x, "noisy": noisy, "reconstructions": recons,
+            "bce": {name: normalised_bce(x, r) for name, r in recons.items()}}
+
+
+def draw_noise_panel(result: dict[str, Any]) -> plt.Figure:
+    """Rows: the clean digits, their noisy copies (clipped to [0, 1] for display), then each model's
+    reconstruction with its BCE."""
+    from dgsp.viz import compare_rows
+
+    names = list(result["reconstructions"])
+    rows = [result["clean"], result["noisy"].clamp(0, 1), *result["reconstructions"].values()]
+    labels = ["clean", f"σ² = {result['variance']:g}", *[f"{n}\nBCE {result['bce'][n]:.3f}" for n in names]]
+    fig = compare_rows(rows, labels, n=len(result["clean"]))
+    fig.suptitle("Reconstructions of noisy test digits (BCE against the clean digits, nats per pixel)", fontsize=9)
+    return fig
+
+
+def noise_explorer(models: dict[str, torch.nn.Module], x: torch.Tensor, variance: float = 0.2):
+    """A slider over the noise variance σ² for :func:`noise_panel`."""
+    import ipywidgets as W
+
+    return live(lambda variance: noise_panel(models, x, variance), draw_noise_panel,
+                variance=W.FloatSlider(value=variance, min=0.0, max=1.0, step=0.05, description="σ²"))

@@ -87,3 +87,18 @@ def test_svgd_direction_by_hand_for_two_particles():
     phi0 = 0.5 * (1.0 - k + (-2 * 1.0 / h) * k)
     phi1 = 0.5 * (k * 1.0 - 1.0 + (-2 * -1.0 / h) * k)
     assert torch.allclose(score.svgd_direction(x, s, h), torch.tensor([[phi0], [phi1]], dtype=torch.float64))
+
+
+def test_score_matching_by_autograd_and_grid_moments():
+    from dgsp import recipes
+
+    x = recipes.score_matching_data(2000)
+    assert torch.allclose(score.score_matching_autograd(x, 4), score.score_matching_poly(x, 4), atol=1e-4)
+    # the grid integrals of an unnormalised correlated Gaussian recover its mean and covariance
+    cov = torch.tensor([[1.0, 0.6], [0.6, 2.0]], dtype=torch.float64)
+    mean = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    prec = torch.linalg.inv(cov)
+    m, c = score.grid_moments(lambda z: -0.5 * (((z - mean) @ prec) * (z - mean)).sum(1) + 5.0, -10, 10, 301)
+    assert torch.allclose(m, mean, atol=1e-6) and torch.allclose(c, cov, atol=1e-4)
+    with pytest.raises(ValueError, match="hi > lo"):
+        score.grid_moments(lambda z: z.sum(1), 1.0, 0.0)

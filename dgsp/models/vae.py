@@ -82,17 +82,19 @@ class VAE(Model):
     beta: the weight of the KL term; ``warmup_steps`` > 0 ramps it linearly from 0 (KL annealing).
     binarize: dynamically binarise every training batch (a fresh Bernoulli draw per step).
     lr_decay: multiplies the learning rate by this factor after every epoch (``Model.on_epoch_end``).
+    betas: Adam's (β1, β2).
     """
 
     def __init__(self, z_dim: int = 50, arch: str = "mlp", hidden: tuple[int, ...] = (200, 200),
                  likelihood: str = "bernoulli", beta: float = 1.0, binarize: bool = True, lr: float = 1e-3,
                  lr_decay: float = 1.0, warmup_steps: int = 0, act: str = "relu", channels: int = 32,
                  obs_logvar: float | None = None, min_logvar: float = -6.0,
-                 image_shape: tuple[int, int, int] = (1, 28, 28)):
+                 image_shape: tuple[int, int, int] = (1, 28, 28), betas: tuple[float, float] = (0.9, 0.999)):
+        extra = {} if tuple(betas) == (0.9, 0.999) else {"betas": list(betas)}  # the cache key of older runs stays
         super().__init__(z_dim=z_dim, arch=arch, hidden=list(hidden), likelihood=likelihood, beta=beta,
                          binarize=binarize, lr=lr, lr_decay=lr_decay, warmup_steps=warmup_steps, act=act,
                          channels=channels, obs_logvar=obs_logvar, min_logvar=min_logvar,
-                         image_shape=list(image_shape))
+                         image_shape=list(image_shape), **extra)
         if z_dim < 1:
             raise ValueError(f"z_dim must be positive, got {z_dim}")
         if likelihood not in ("bernoulli", "gaussian"):
@@ -114,7 +116,7 @@ class VAE(Model):
         if likelihood == "gaussian" and obs_logvar is None:
             self.decoder_logvar = nn.Parameter(torch.zeros(self.image_shape))
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
-        self.optimizers = {"vae": torch.optim.Adam(self.parameters(), lr=lr)}
+        self.optimizers = {"vae": torch.optim.Adam(self.parameters(), lr=lr, betas=tuple(betas))}
 
     # -- the two conditionals
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

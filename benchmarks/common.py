@@ -1,0 +1,42 @@
+"""What every benchmark script shares: the command line, the verdicts and the training time of a cached run.
+
+A benchmark records into the committed ``figures/results.json`` (``DGSP_PUBLISH=1``) unless it runs with
+``--quick-check`` (quick mode on the embedded subset: a smoke test that records nothing).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def parse_args(doc: str | None, add_arguments=None) -> argparse.Namespace:
+    """Parse the benchmark's command line (``--quick-check`` plus what ``add_arguments(parser)`` adds) and set the
+    environment before dgsp is imported: quick mode and no recording for a quick check, recording otherwise."""
+    os.environ.setdefault("DGSP_PUBLISH", "1")
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if add_arguments is not None:
+        add_arguments(ap)
+    ap.add_argument("--quick-check", action="store_true", help="quick mode on the embedded subset; record nothing")
+    args = ap.parse_args()
+    if args.quick_check:
+        os.environ["DGSP_QUICK"] = "1"
+        os.environ["DGSP_PUBLISH"] = "0"
+    return args
+
+
+def verdict(ok: bool, yes: str = "MET", no: str = "NOT MET") -> str:
+    return yes if ok else no
+
+
+def trained_seconds(model) -> float:
+    """Sum of the training wall time of every ``fit`` call that built the model's checkpoint (``fit`` logs the
+    time with every epoch and its clock restarts on resume), so a run loaded from its checkpoint reports the time
+    it took to train."""
+    if "time" not in model.history:
+        return float("nan")
+    total, last = 0.0, 0.0
+    for t in model.history["time"]:
+        if t < last:  # a resumed fit: its clock started again
+            total += last
+        last = t
+    return total + last

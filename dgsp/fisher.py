@@ -1,0 +1,163 @@
+"""Fisher scores, Fisher information and adversarial Fisher vectors, for any density model given as a network.
+
+A model here is an ``nn.Module`` ``f_θ`` whose output, one number per input, is a log-density up to a constant:
+p_θ(x) = exp(f_θ(x)) / Z(θ). Lecture 7's EBM-GAN discriminator D is one (p ∝ e^D); so is any unnormalised model.
+
+* **Fisher score** (Zhai et al. 2019, eq. 4): U_x = ∇_θ log p_θ(x) = ∇_θ f_θ(x) − ∇_θ log Z(θ), and
+  ∇_θ log Z = E_{p_θ} ∇_θ f_θ. That expectation is over the model; an EBM-GAN's generator samples the model, so it
+  is estimated with generated samples: U_x = ∇_θ D(x) − mean_i ∇_θ D(G(z_i)) (eq. 5).
+* **Fisher information** I = E_{p_θ}[U Uᵀ] (eq. 5), here its diagonal, estimated on the generated samples.
+* **Adversarial Fisher vector** V_x = diag(I)^{-1/2} U_x (eq. 6). The Fisher kernel U_xᵀ I⁻¹ U_y becomes, with the
+  diagonal, the dot product V_xᵀ V_y, and the Fisher distance between x and y the Euclidean distance ‖V_x − V_y‖;
+  the distance between two sets is the distance between their mean AFVs.
+
+Per-sample gradients come from ``torch.func`` (``functional_call`` + ``vmap`` + ``grad``): one vectorised pass per
+chunk, never a Python loop over samples. The parameter vector of a network has up to millions of entries, so the
+functions take ``chunk`` (rows at a time) and ``params`` (the names of the parameters to differentiate, default
+all), and :func:`fisher_vectors_in_chunks` yields AFVs chunk by chunk for consumers that cannot hold them all.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from dgsp.data import check_finite_rows
+
+
+def _selected(model: nn.Module, params: Sequence[str] | None) -> dict[str, torch.Tensor]:
+    named = dict(model.named_parameters())
+    if params is None:
+        return {k: v.detach() for k, v in named.items()}
+    unknown = [p for p in params if p not in named]
+    if unknown:
+        raise ValueError(f"unknown parameter names {unknown}; the model has {list(named)}")
+    if not params:
+        raise ValueError("params is empty: name at least one parameter")
+    return {k: named[k].detach() for k in params}
+
+
+def _check_inputs(x: torch.Tensor, who: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() < 2 or len(x) == 0:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{who} expects a non-empty batch of inputs (N, ...), got {shape}")
+    check_finite_rows(x.flatten(1), f"the inputs given to {who}")
+
+
+def per_sample_gradients(model: nn.Module, x: torch.Tensor, params: Sequence[str] | None = None,
+                         chunk: int = 256) -> torch.Tensor:
+    """∇_θ f_θ(x_i) for each row, flattened and concatenated over the selected parameters: (N, P).
+
+    The model must map a batch (N, ...) to N numbers (or (N, 1)) and treat the rows independently (put batch norm
+    in eval mode first)."""
+    _check_inputs(x, "per_sample_gradients")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    chosen = _selected(model, params)
+    frozen = {k: v.detach() for k, v in model.named_parameters() if k not in chosen}
+    buffers = dict(model.named_buffers())
+
+    def f(theta: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
+        out = functional_call(model, ({**frozen, **theta}, buffers), (xi[None],))
+        if out.numel() != 1:
+            raise ValueError(f"the model must return one number per input, got shape {tuple(out.shape)} for one row")
+        return out.reshape(())
+
+    per_row = vmap(grad(f), in_dims=(None, 0))
+    rows = []
+    for i in range(0, len(x), chunk):
+        g = per_row(chosen, x[i:i + chunk])
+        rows.append(torch.cat([g[k].reshape(len(g[k]), -1) for k in chosen], 1))
+    return torch.cat(rows)
+
+
+def mean_gradient(model: nn.Module, x: torch.Tensor, params: Sequence[str] | None = None,
+                  chunk: int = 256) -> torch.Tensor:
+    """mean_i ∇_θ f_θ(x_i), (P,): the estimate of ∇_θ log Z = E_p ∇_θ f_θ when the x_i are samples of the model."""
+    total = None
+    for i in range(0, len(x), chunk):
+        g = per_sample_gradients(model, x[i:i + chunk], params, chunk).sum(0)
+        total = g if total is None else total + g
+    return total / len(x)
+
+
+def fisher_scores(model: nn.Module, x: torch.Tensor, model_samples: torch.Tensor, params: Sequence[str] | None = None,
+                  chunk: int = 256, centre: torch.Tensor | None = None) -> torch.Tensor:
+    """U_x = ∇_θ f_θ(x) − mean_i ∇_θ f_θ(x̃_i) for each row of x, with x̃ samples of the model (eqs. 4-5): (N, P).
+    ``centre`` (the mean gradient on the model samples) may be passed to avoid recomputing it."""
+    if centre is None:
+        _check_inputs(model_samples, "fisher_scores (model samples)")
+        centre = mean_gradient(model, model_samples, params, chunk)
+    return per_sample_gradients(model, x, params, chunk) - centre
+
+
+def fisher_information_diag(model: nn.Module, model_samples: torch.Tensor, params: Sequence[str] | None = None,
+                            chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """diag I = mean_i U_{x̃_i}² over model samples x̃ (eq. 5, its diagonal), with the centre mean_i ∇_θ f_θ(x̃_i).
+    Returns (diag I, centre)."""
+    _check_inputs(model_samples, "fisher_information_diag")
+    if len(model_samples) < 2:
+        raise ValueError("the Fisher information needs at least 2 model samples")
+    centre = mean_gradient(model, model_samples, params, chunk)
+    total = torch.zeros_like(centre)
+    for i in range(0, len(model_samples), chunk):
+        u = per_sample_gradients(model, model_samples[i:i + chunk], params, chunk) - centre
+        total += (u ** 2).sum(0)
+    return total / len(model_samples), centre
+
+
+def inverse_sqrt_information(info_diag: torch.Tensor, floor: float = 1e-12) -> torch.Tensor:
+    """diag(I)^{-1/2}, with 0 where an entry is zero, below ``floor`` or not finite (a parameter the model never
+    moves, e.g. a dead unit): such coordinates carry no information and are dropped from the AFV, and a warning
+    says how many."""
+    bad = ~torch.isfinite(info_diag) | (info_diag <= floor)
+    if bad.any():
+        warnings.warn(f"{int(bad.sum())} of {len(info_diag)} Fisher-information entries are zero or not finite "
+                      "(parameters the model does not use); their AFV coordinates are set to 0", stacklevel=2)
+    return torch.where(bad, torch.zeros_like(info_diag), info_diag.clamp_min(floor).rsqrt())
+
+
+def adversarial_fisher_vectors(scores: torch.Tensor, info_diag: torch.Tensor) -> torch.Tensor:
+    """V_x = diag(I)^{-1/2} U_x (eq. 6), row by row."""
+    if scores.dim() != 2 or scores.shape[1] != len(info_diag):
+        raise ValueError(f"scores (N, P) and diag(I) (P,) must agree; got {tuple(scores.shape)} and "
+                         f"{tuple(info_diag.shape)}")
+    return scores * inverse_sqrt_information(info_diag)
+
+
+def fisher_vectors_in_chunks(model: nn.Module, x: torch.Tensor, info_diag: torch.Tensor, centre: torch.Tensor,
+                             params: Sequence[str] | None = None, chunk: int = 256) -> Iterator[torch.Tensor]:
+    """The AFVs of x, ``chunk`` rows at a time, for consumers that cannot hold all N x P of them."""
+    scale = inverse_sqrt_information(info_diag)
+    for i in range(0, len(x), chunk):
+        yield (per_sample_gradients(model, x[i:i + chunk], params, chunk) - centre) * scale
+
+
+def fisher_kernel(v_a: torch.Tensor, v_b: torch.Tensor) -> torch.Tensor:
+    """K(x, y) = U_xᵀ diag(I)⁻¹ U_y = V_xᵀ V_y for all pairs of rows: (N_a, N_b)."""
+    _check_pair(v_a, v_b)
+    return v_a @ v_b.T
+
+
+def fisher_distance(v_a: torch.Tensor, v_b: torch.Tensor) -> torch.Tensor:
+    """The Fisher distance sqrt(K(x,x) + K(y,y) − 2K(x,y)) = ‖V_x − V_y‖ for all pairs of rows: (N_a, N_b)."""
+    _check_pair(v_a, v_b)
+    return torch.cdist(v_a, v_b)
+
+
+def set_distance(v_a: torch.Tensor, v_b: torch.Tensor) -> float:
+    """The Fisher distance between two sets: ‖mean V_a − mean V_b‖ (the distance between their mean AFVs)."""
+    _check_pair(v_a, v_b)
+    return float((v_a.mean(0) - v_b.mean(0)).norm())
+
+
+def _check_pair(v_a: torch.Tensor, v_b: torch.Tensor) -> None:
+    for name, v in (("first", v_a), ("second", v_b)):
+        if not isinstance(v, torch.Tensor) or v.dim() != 2 or len(v) == 0:
+            shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            raise ValueError(f"the {name} set must be a non-empty (N, P) tensor of Fisher vectors, got {shape}")
+    if v_a.shape[1] != v_b.shape[1]:
+        raise ValueError(f"the two sets have Fisher vectors of different sizes: {v_a.shape[1]} and {v_b.shape[1]}")

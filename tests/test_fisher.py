@@ -1,0 +1,91 @@
+"""Fisher scores, information and adversarial Fisher vectors (dgsp.fisher), for lecture 7."""
+import pytest
+import torch
+from torch import nn
+
+from dgsp import fisher
+
+
+def _net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 1)).double()
+
+
+def test_per_sample_gradients_equal_a_loop():
+    net = _net()
+    x = torch.randn(13, 2, 3, dtype=torch.float64)
+    fast = fisher.per_sample_gradients(net, x, chunk=4)
+    loop = []
+    for xi in x:
+        net.zero_grad()
+        net(xi[None]).sum().backward()
+        loop.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    loop = torch.stack(loop)
+    assert fast.shape == (13, sum(p.numel() for p in net.parameters()))
+    assert torch.allclose(fast, loop, rtol=1e-10, atol=1e-12)
+    # a subset of the parameters: the last layer only
+    last = fisher.per_sample_gradients(net, x, params=["3.weight", "3.bias"])
+    assert torch.allclose(last, loop[:, -6:])
+
+
+def test_diagonal_information_is_the_average_outer_product():
+    net = _net(1)
+    samples = torch.randn(20, 6, dtype=torch.float64)
+    info, centre = fisher.fisher_information_diag(net, samples, chunk=7)
+    u = fisher.per_sample_gradients(net, samples) - fisher.per_sample_gradients(net, samples).mean(0)
+    outer = torch.einsum("ni,nj->ij", u, u) / len(u)
+    assert torch.allclose(info, torch.diagonal(outer)) and torch.allclose(centre, fisher.mean_gradient(net, samples))
+
+
+def test_fisher_score_of_a_gaussian_family_is_the_log_likelihood_gradient():
+    # f_mu(x) = mu x - x^2 / 2 is log N(x; mu, 1) up to log Z(mu) = mu^2 / 2 + const, so grad log p = x - mu
+    class Family(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mu = nn.Parameter(torch.tensor(0.7, dtype=torch.float64))
+
+        def forward(self, x):
+            return self.mu * x[:, 0] - x[:, 0] ** 2 / 2
+
+    model = Family()
+    samples = 0.7 + torch.randn(400_000, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = torch.tensor([[-1.0], [0.0], [2.5]], dtype=torch.float64)
+    u = fisher.fisher_scores(model, x, samples, chunk=100_000)
+    assert torch.allclose(u[:, 0], x[:, 0] - 0.7, atol=0.01)
+    info, _ = fisher.fisher_information_diag(model, samples, chunk=100_000)
+    assert float(info) == pytest.approx(1.0, rel=0.01)  # the Fisher information of a unit-variance mean is 1
+
+
+def test_afvs_distances_and_sets():
+    net = _net(2)
+    samples, x = torch.randn(50, 6, dtype=torch.float64), torch.randn(8, 6, dtype=torch.float64)
+    info, centre = fisher.fisher_information_diag(net, samples)
+    # the output bias shifts log p by a constant, which the normaliser absorbs: its score and information are 0
+    assert float(info[-1]) == 0.0 and bool((info[:-1] > 0).all())
+    with pytest.warns(UserWarning, match="1 of 41 Fisher-information entries"):
+        v = fisher.adversarial_fisher_vectors(fisher.fisher_scores(net, x, samples, centre=centre), info)
+    with pytest.warns(UserWarning, match="1 of 41"):
+        chunks = torch.cat(list(fisher.fisher_vectors_in_chunks(net, x, info, centre, chunk=3)))
+    assert torch.allclose(v, chunks)
+    k = fisher.fisher_kernel(v, v)
+    by_kernel = (torch.diagonal(k)[:, None] + torch.diagonal(k)[None, :] - 2 * k).clamp_min(0).sqrt()
+    assert torch.allclose(fisher.fisher_distance(v, v), by_kernel, atol=1e-6)
+    assert fisher.set_distance(v, v) == 0.0
+    assert fisher.set_distance(v[:4], v[4:]) == pytest.approx(fisher.set_distance(v[4:], v[:4]))
+
+
+def test_dead_parameters_and_bad_input():
+    info = torch.tensor([1.0, 0.0, float("nan"), 4.0])
+    with pytest.warns(UserWarning, match="2 of 4 Fisher-information entries"):
+        v = fisher.adversarial_fisher_vectors(torch.ones(2, 4), info)
+    assert torch.equal(v, torch.tensor([[1.0, 0.0, 0.0, 0.5], [1.0, 0.0, 0.0, 0.5]]))
+    with pytest.raises(ValueError, match="different sizes"):
+        fisher.set_distance(torch.zeros(3, 4), torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="non-empty"):
+        fisher.set_distance(torch.zeros(0, 4), torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="unknown parameter names"):
+        fisher.per_sample_gradients(_net(), torch.zeros(2, 6, dtype=torch.float64), params=["nope"])
+    with pytest.raises(ValueError, match="non-finite"):
+        fisher.per_sample_gradients(_net(), torch.full((2, 6), float("nan"), dtype=torch.float64))
+    with pytest.raises(ValueError, match="one number per input"):
+        fisher.per_sample_gradients(nn.Linear(6, 2).double(), torch.zeros(2, 6, dtype=torch.float64))
