@@ -35,7 +35,7 @@ from torch import nn
 from dgsp.core import randn_like
 from dgsp.data import check_images
 from dgsp.nets import MLP, check_shape
-from dgsp.score import check_normalisable, svgd
+from dgsp.score import check_normalisable, poly_log_density, svgd
 from dgsp.train import Model
 
 __all__ = ["FPEPrior", "gaussian_posterior_score", "decoder_log_likelihood", "decoder_hyvarinen_score",
@@ -94,9 +94,9 @@ class FPEPrior(nn.Module):
 
     def marginal(self, j: int, grid: torch.Tensor) -> torch.Tensor:
         """The density of coordinate j on a regular 1-D grid, normalised numerically (the prior factorises)."""
+        grid = grid.double()
         with torch.no_grad():
-            log_p = (self.eta[j].double() * grid[:, None].double() ** torch.arange(1, self.order + 1)).sum(1)
-            log_p = log_p - self.confine * grid.double() ** self.carrier_power
+            log_p = poly_log_density(self.eta[j].double().cpu(), grid[:, None]) - self.confine * grid ** self.carrier_power
             p = torch.exp(log_p - log_p.max())
         return p / (p.sum() * (grid[1] - grid[0]))
 
