@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 
 import torch
-from common import parse_args, verdict
+from common import course_splits, parse_args, verdict
 from sklearn.metrics import normalized_mutual_info_score
 
 PAPER = {"semi_error_100": 1.90, "semi_error_all": 0.85, "cluster16_error": 9.55, "cluster30_error": 4.10}
@@ -50,11 +50,7 @@ def main() -> None:
     from dgsp import metrics, recipes
     from dgsp.models import aae
 
-    dataset = dgsp.data.resolve("mnist")
-    x_train, y_train = recipes.course_data("train", dataset)
-    x_test, y_test = recipes.course_data("test", dataset)
-    print(f"{dataset}: train {len(x_train)}, test {len(x_test)} | {dgsp.device()} | "
-          f"{'quick' if dgsp.is_quick() else 'full'} mode", flush=True)
+    dataset, x_train, y_train, x_test, y_test = course_splits()
     out: dict[str, float] = {}
     lines: list[str] = []
     seconds: dict[str, float] = {}

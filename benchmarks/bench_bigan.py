@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 
-from common import parse_args, trained_seconds, verdict
+from common import course_splits, parse_args, trained_seconds, verdict
 
 TARGET_BIGAN = 97.4
 BUDGET_BIGAN_S, BUDGET_OTHERS_S = 60 * 60, 30 * 60
@@ -33,11 +33,7 @@ def main() -> None:
     from dgsp import metrics, recipes
     from dgsp.models import bigan
 
-    dataset = dgsp.data.resolve("mnist")
-    x_train, y_train = recipes.course_data("train", dataset)
-    x_test, y_test = recipes.course_data("test", dataset)
-    print(f"{dataset}: train {len(x_train)}, test {len(x_test)} | {dgsp.device()} | "
-          f"{'quick' if dgsp.is_quick() else 'full'} mode", flush=True)
+    dataset, x_train, y_train, x_test, y_test = course_splits()
     runs = {"bigan": recipes.mnist_bigan(dataset),
             "lr": recipes.mnist_latent_regressor(False, dataset),
             "jlr": recipes.mnist_latent_regressor(True, dataset),

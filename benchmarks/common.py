@@ -40,3 +40,17 @@ def trained_seconds(model) -> float:
             total += last
         last = t
     return total + last
+
+
+def course_splits():
+    """The dataset name and the recipes' training and test splits ``(dataset, x_train, y_train, x_test, y_test)``,
+    with a one-line header saying what the benchmark runs on (call after :func:`parse_args`)."""
+    import dgsp
+    from dgsp import recipes
+
+    dataset = dgsp.data.resolve("mnist")
+    x_train, y_train = recipes.course_data("train", dataset)
+    x_test, y_test = recipes.course_data("test", dataset)
+    print(f"{dataset}: train {len(x_train)}, test {len(x_test)} | {dgsp.device()} | "
+          f"{'quick' if dgsp.is_quick() else 'full'} mode", flush=True)
+    return dataset, x_train, y_train, x_test, y_test

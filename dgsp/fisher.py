@@ -15,10 +15,14 @@ Per-sample gradients come from ``torch.func`` (``functional_call`` + ``vmap`` + 
 chunk, never a Python loop over samples. The parameter vector of a network has up to millions of entries, so the
 functions take ``chunk`` (rows at a time) and ``params`` (the names of the parameters to differentiate, default
 all), and :func:`fisher_vectors_in_chunks` yields AFVs chunk by chunk for consumers that cannot hold them all.
+:class:`FisherEmbedding` bundles a model with its centre and information and streams AFVs through an optional
+:class:`CountSketch`, a seeded projection to fewer coordinates that keeps inner products in expectation (a
+Johnson-Lindenstrauss-type map that needs O(P) memory, not a P x k matrix).
 """
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
@@ -161,3 +165,86 @@ def _check_pair(v_a: torch.Tensor, v_b: torch.Tensor) -> None:
             raise ValueError(f"the {name} set must be a non-empty (N, P) tensor of Fisher vectors, got {shape}")
     if v_a.shape[1] != v_b.shape[1]:
         raise ValueError(f"the two sets have Fisher vectors of different sizes: {v_a.shape[1]} and {v_b.shape[1]}")
+
+
+# ----------------------------------------------------------------------------- streaming AFVs into a smaller space
+class CountSketch:
+    """A seeded count sketch R^P -> R^k (Charikar, Chen and Farach-Colton 2002; "feature hashing", Weinberger et al.
+    2009): coordinate j of v is added, with a random sign s_j, to bucket h_j. For any a, b, E[<Sa, Sb>] = <a, b>,
+    and distances are kept to within a relative error of order 1/sqrt(k). It stores 2P integers instead of a
+    P x k matrix, and sketching a sketch is again a sketch."""
+
+    def __init__(self, in_dim: int, out_dim: int, seed: int = 0):
+        if in_dim < 1 or out_dim < 1:
+            raise ValueError(f"a sketch needs positive sizes, got {in_dim} -> {out_dim}")
+        g = torch.Generator().manual_seed(seed)
+        self.in_dim, self.out_dim = in_dim, out_dim
+        self.bucket = torch.randint(0, out_dim, (in_dim,), generator=g)
+        self.sign = torch.randint(0, 2, (in_dim,), generator=g).float() * 2 - 1
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        if v.dim() != 2 or v.shape[1] != self.in_dim:
+            raise ValueError(f"the sketch takes (N, {self.in_dim}) rows, got {tuple(v.shape)}")
+        bucket, sign = self.bucket.to(v.device), self.sign.to(v.device, v.dtype)
+        return torch.zeros(len(v), self.out_dim, device=v.device, dtype=v.dtype).index_add_(1, bucket, v * sign)
+
+
+@dataclass
+class FisherEmbedding:
+    """A density model with the two statistics its AFVs need, estimated once on model samples (eq. 5):
+    the centre mean_i grad f(x~_i) and diag I. :meth:`vectors` streams V_x = diag(I)^{-1/2}(grad f(x) - centre),
+    sketched to ``sketch.out_dim`` coordinates if a sketch is set; :meth:`group_means` gives the exact (unsketched)
+    mean AFV of each group, for set distances."""
+
+    model: nn.Module
+    info_diag: torch.Tensor
+    centre: torch.Tensor
+    params: Sequence[str] | None = None
+    sketch: CountSketch | None = None
+    chunk: int = 256
+
+    @classmethod
+    def from_samples(cls, model: nn.Module, model_samples: torch.Tensor, params: Sequence[str] | None = None,
+                     sketch_dim: int | None = None, seed: int = 0, chunk: int = 256) -> "FisherEmbedding":
+        """Estimate diag I and the centre on ``model_samples``; ``sketch_dim`` adds a seeded count sketch."""
+        info, centre = fisher_information_diag(model, model_samples, params, chunk)
+        sketch = None if sketch_dim is None or sketch_dim >= len(info) else CountSketch(len(info), sketch_dim, seed)
+        return cls(model, info, centre, params, sketch, chunk)
+
+    @property
+    def dim(self) -> int:
+        """The number of AFV coordinates :meth:`vectors` returns."""
+        return self.sketch.out_dim if self.sketch is not None else len(self.info_diag)
+
+    def vectors(self, x: torch.Tensor, out_device: str | torch.device = "cpu") -> torch.Tensor:
+        """The (sketched) AFVs of the rows of x, (N, dim), gathered on ``out_device``; never more than ``chunk``
+        full AFVs exist at once."""
+        out = torch.empty(len(x), self.dim, device=out_device, dtype=self.info_diag.dtype)  # filled in place
+        start = 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # dead coordinates: see dead_parameters(), not a warning per chunk
+            for v in fisher_vectors_in_chunks(self.model, x, self.info_diag, self.centre, self.params, self.chunk):
+                out[start:start + len(v)] = v if self.sketch is None else self.sketch(v)
+                start += len(v)
+        return out
+
+    def group_means(self, x: torch.Tensor, groups: torch.Tensor, n_groups: int | None = None) -> torch.Tensor:
+        """The mean full AFV of each group of rows (``groups`` holds integer labels 0..G-1): (G, P)."""
+        if len(groups) != len(x):
+            raise ValueError(f"{len(x)} inputs but {len(groups)} group labels")
+        n_groups = int(groups.max()) + 1 if n_groups is None else n_groups
+        sums = torch.zeros(n_groups, len(self.info_diag), device=self.info_diag.device, dtype=self.info_diag.dtype)
+        start = 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for v in fisher_vectors_in_chunks(self.model, x, self.info_diag, self.centre, self.params, self.chunk):
+                sums.index_add_(0, groups[start:start + len(v)].to(sums.device).long(), v)
+                start += len(v)
+        counts = torch.bincount(groups.long().cpu(), minlength=n_groups).to(sums)
+        if (counts == 0).any():
+            raise ValueError(f"groups {torch.nonzero(counts == 0).flatten().tolist()} are empty")
+        return sums / counts[:, None]
+
+    def dead_parameters(self) -> int:
+        """How many coordinates have zero (or non-finite) Fisher information and are left out of the AFVs."""
+        return int((~torch.isfinite(self.info_diag) | (self.info_diag <= 1e-12)).sum())

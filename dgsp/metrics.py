@@ -123,6 +123,65 @@ def one_nn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, te
     return float((predicted == test_labels.to(nearest.device)).float().mean())
 
 
+def _column_moments(x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column means and standard deviations, accumulated in float64 over row chunks (no full-size temporary)."""
+    total = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
+    squares = torch.zeros_like(total)
+    for rows in x.split(chunk):
+        total += rows.double().sum(0)
+        squares += (rows.double() ** 2).sum(0)
+    mean = total / len(x)
+    var = (squares / len(x) - mean ** 2).clamp_min(0) * len(x) / max(1, len(x) - 1)
+    return mean.to(x.dtype), var.sqrt().clamp_min(1e-6).to(x.dtype)
+
+
+def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+                 test_labels: torch.Tensor, l2: float = 1e-3, max_iter: int = 100) -> float:
+    """Test accuracy of a linear classifier on frozen features: the course's one linear-probe protocol.
+
+    Multinomial logistic regression on features standardised with the training mean and standard deviation,
+    minimising mean cross-entropy + ``l2`` ||W||^2 by full-batch L-BFGS (``max_iter`` iterations, strong-Wolfe line
+    search) from zero weights: the same convex problem for every representation, solved to (near) optimality, so the
+    rows differ by their features and not by an optimiser's luck. The standardisation is folded into the weights
+    (X W / s - (m / s) W), so a large feature matrix is never copied; it may stay on the CPU."""
+    for feats, labels, who in ((train_features, train_labels, "training"), (test_features, test_labels, "test")):
+        if feats.dim() != 2 or len(feats) == 0:
+            raise ValueError(f"the {who} features must be a non-empty (N, F) matrix, got {tuple(feats.shape)}")
+        if len(feats) != len(labels):
+            raise ValueError(f"{len(feats)} {who} features but {len(labels)} {who} labels")
+    if train_features.shape[1] != test_features.shape[1]:
+        raise ValueError(f"training features have {train_features.shape[1]} columns, test {test_features.shape[1]}")
+    if l2 < 0 or max_iter < 1:
+        raise ValueError(f"need l2 >= 0 and max_iter >= 1, got {l2} and {max_iter}")
+    check_finite_rows(train_features, "the training features")
+    check_finite_rows(test_features, "the test features")
+    x, x_test = train_features.float(), test_features.float()
+    dev = x.device
+    y, y_test = train_labels.to(dev).long(), test_labels.to(dev).long()
+    n_classes = int(max(y.max(), y_test.max())) + 1
+    mean, std = _column_moments(x)
+    w = torch.zeros(x.shape[1], n_classes, device=dev, requires_grad=True)
+    b = torch.zeros(n_classes, device=dev, requires_grad=True)
+
+    def logits(f: torch.Tensor) -> torch.Tensor:  # ((f - mean) / std) W + b, without forming (f - mean) / std
+        scaled = w / std[:, None]
+        return f @ scaled + (b - mean @ scaled)
+
+    opt = torch.optim.LBFGS([w, b], max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(logits(x), y) + l2 * (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    with torch.no_grad():
+        correct = sum(int((logits(f).argmax(1) == t).sum()) for f, t in zip(x_test.split(4096), y_test.split(4096)))
+    return correct / len(y_test)
+
+
 # ============================================================================= lecture 3: GAN and WGAN
 # Sample-based two-sample distances (MMD, Fréchet distance), mode coverage on 2-D mixtures, and a
 # small MNIST classifier whose features and predictions score generated digits.

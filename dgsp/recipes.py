@@ -443,3 +443,166 @@ def svgd_bimodal(n: int | None = None, steps: int | None = None, step_size: floa
     return {"particles": x, "trail": trail, "target": target, "log_density": log_p, "grid_mean": mean,
             "grid_cov": cov, "mean_error": float((x.mean(0) - mean).norm() / cov.trace().sqrt()),
             "cov_error": float((torch.cov(x.T) - cov).norm() / cov.norm())}
+
+
+# ----------------------------------------------------------------------------- lecture 7
+# The EBM-GAN of dgsp.models.ebm_gan. Toys: lecture 3's ring and grid with wider modes (std 0.1), so that a density
+# drawn on a 128 x 128 grid resolves them; ReLU MLPs 128-128-128, a 2-d latent, batch 256, Adam 1e-3 (D 2e-3) with
+# betas (0.5, 0.999), 3,000 steps (quick: 400), the entropy term at weight 1 (eq. 3 exactly). Trials on ring8 after
+# 3,000 steps (TV of exp(D) to the truth; share of G's samples within 3 std of a mode):
+#   alpha 0.1,  r1 1:     TV 0.88, 1 mode of 8 (energies held in [-5, 5]: exp(D) cannot be sharp)
+#   alpha 1e-3, r1 0.01:  TV 0.52, 8 modes, 68% high quality, 82% after 200 Langevin steps   <- the course's
+#   alpha 1e-3, r1 0.1:   TV 0.71, 8 modes, 24%
+#   alpha 1e-4, r1 1e-3:  TV 0.92, 1 mode (the energies run away)
+#   the course's without the entropy term: TV 0.87, 8 modes, 66%
+TOY_EBM_STD = 0.1
+TOY_EBM = dict(latent_dim=2, hidden=(128, 128, 128), lr=1e-3, betas=(0.5, 0.999), alpha=1e-3, r1=1e-2)
+TOY_EBM_DATA = 8192
+# Langevin on a toy EBM (x <- x + eps/2 grad D + sqrt(eps) n), from 2,000 generator samples: ring8 after 200 steps,
+# share within 3 std of a mode 68% -> 82% at eps = 1e-3, 79% at 1e-2.
+TOY_LANGEVIN = dict(steps=200, step_size=1e-3)
+
+
+def ebm_toy(name: str):
+    """Lecture 7's 2-D mixtures: ``"ring8"`` or ``"grid25"`` of :mod:`dgsp.data` with std :data:`TOY_EBM_STD`."""
+    from dgsp import data
+
+    if name not in ("ring8", "grid25"):
+        raise ValueError(f"unknown toy {name!r}; choose 'ring8' or 'grid25'")
+    return getattr(data, name)(std=TOY_EBM_STD)
+
+
+def toy_ebm_gan(name: str, entropy: float = 1.0, steps: int | None = None):
+    """The EBM-GAN on a lecture-7 toy (:data:`TOY_EBM`), 3,000 steps (quick: 400) of batch 256 on 8,192 points.
+    Returns the model (eval mode) and the training points."""
+    from dgsp.models.ebm_gan import EBMGAN
+
+    default = by_mode(3000, 400)
+    steps = default if steps is None else steps
+    x = ebm_toy(name).sample(TOY_EBM_DATA, seed=0, device=device())
+    model = _seeded(lambda: EBMGAN(**TOY_EBM, entropy=entropy))
+    tag = "" if entropy == 1.0 else f"_entropy{entropy:g}"
+    fit(model, x, epochs=None, max_steps=steps, batch_size=256,
+        checkpoint=_checkpoint(f"07_toy_ebm_{name}{tag}", steps, default), desc=f"EBM-GAN {name}{tag}")
+    return model.eval(), x
+
+
+def toy_gan(name: str, steps: int | None = None):
+    """Lecture 3's non-saturating GAN (:func:`dgsp.models.gan.toy_recipe`) on the same toy and for as many steps
+    as :func:`toy_ebm_gan`: the standard GAN whose D lecture 7 draws beside the EBM's."""
+    from dgsp.models.gan import toy_recipe
+
+    default = by_mode(3000, 400)
+    steps = default if steps is None else steps
+    x = ebm_toy(name).sample(TOY_EBM_DATA, seed=0, device=device())
+    seed_everything(0)
+    model, _ = toy_recipe("nonsaturating", gen_steps=steps, n_data=len(x))
+    model = model.to(device())
+    fit(model, x, epochs=None, max_steps=steps, batch_size=256,
+        checkpoint=_checkpoint(f"07_toy_gan_{name}", steps, default), desc=f"GAN {name}")
+    return model.eval(), x
+
+
+# MNIST: lecture 3's DCGAN pair with 64-d codes and 64 channels (D without batch norm: 138,561 parameters, so one AFV
+# has 138,561 coordinates), batch 64, one G step then one D step, Adam 2e-4 for G and 4e-4 for D. The entropy term is
+# off: with d = 784 the nearest-neighbour estimate dominates D early on (Frechet distance after 500 steps 728 with it,
+# 465 without), and the batch norm in G stands in for it, as the paper says practice does. D's stabiliser is
+# lecture 3's gradient penalty (weight 10, betas (0.5, 0.9)) rather than the toys' alpha and r1: a linear probe
+# (L-BFGS) on the count-sketched AFVs of 10,000 training digits, tested on 2,000, after 2 epochs:
+#   32 channels, alpha 1e-3, r1 0.01, betas (0, 0.999):  95.1% (96.5% after 8 epochs; Frechet 73 after 8)
+#   64 channels, the same:                                96.1% (Adam probe), at 2.2x the time per step
+#   32 channels, gradient penalty 10:                     97.2% (Frechet 124 after 2 epochs, against 210)
+# 8 epochs (quick: 2), about 3.5 min each on a 2-core CPU.
+EBM_MNIST = dict(data_shape=(1, 28, 28), latent_dim=GAN_LATENT, arch="dcgan", channels=64, lr=2e-4,
+                 betas=(0.5, 0.9), alpha=0.0, r1=0.0, gp=10.0, entropy=0.0)
+EBM_EPOCHS = 8
+
+
+def mnist_ebm_gan(dataset: str | None = None, epochs: int | None = None):
+    """Lecture 7's EBM-GAN on MNIST (:data:`EBM_MNIST`), :data:`EBM_EPOCHS` epochs (quick: 2), the Fréchet distance
+    logged after each epoch and samples of fixed codes kept."""
+    from dgsp.models.ebm_gan import EBMGAN
+
+    default = by_mode(EBM_EPOCHS, 2)
+    epochs = default if epochs is None else epochs
+    x, _ = course_data("train", dataset)
+    model = _seeded(lambda: EBMGAN(**EBM_MNIST))
+    codes = gan_snapshot_codes().to(model.device)
+    fit(model, x, epochs=epochs, batch_size=64, callbacks=[frechet_callback(dataset)],
+        snapshot=lambda m: m.sample(len(codes), z=codes), checkpoint=_checkpoint("07_ebm_gan", epochs, default),
+        desc="EBM-GAN")
+    return model.eval()
+
+
+# AFVs of the MNIST EBM-GAN (dgsp.fisher): diag I and the centre from 5,000 generator samples (quick: 500; the
+# reference code uses 1,024), AFVs streamed 256 at a time and count-sketched from 138,561 to 16,384 coordinates
+# (quick: 2,048) for the linear probe, and to 2,048 for the 1-NN search: 60,000 x 16,384 floats are 3.9 GB, the
+# full AFVs would be 33 GB. The sketch's cost, measured first on lecture 3's WGAN-GP critic (36,513 coordinates;
+# 10,000 training / 2,000 test digits, Adam probe): accuracy 97.5% full, 97.3% at 16,384, 97.1% at 8,192, 96.1% at
+# 4,096; Spearman agreement of pairwise distances 0.999, 0.998, 0.997. bench_afv re-measures it on the EBM-GAN.
+AFV = dict(info_samples=by_mode(5000, 500), sketch_dim=by_mode(16384, 2048), nn_sketch_dim=2048, chunk=256)
+
+
+def mnist_fisher_embedding(model, sketch_dim: int | None = None, info_samples: int | None = None):
+    """The :class:`dgsp.fisher.FisherEmbedding` of an EBM-GAN's D: centre and diag I from its generator's seeded
+    samples (:data:`AFV`), a seeded count sketch to ``sketch_dim`` coordinates (default ``AFV["sketch_dim"]``;
+    0 keeps the full AFV)."""
+    from dgsp.fisher import FisherEmbedding
+    from dgsp.metrics import sample_in_chunks
+
+    info_samples = AFV["info_samples"] if info_samples is None else info_samples
+    sketch_dim = AFV["sketch_dim"] if sketch_dim is None else sketch_dim
+    fake = sample_in_chunks(model.sample, info_samples, seed=123)
+    return FisherEmbedding.from_samples(model.discriminator.eval(), fake, sketch_dim=sketch_dim or None,
+                                        chunk=AFV["chunk"])
+
+
+def fisher_gap_callback(train_images: torch.Tensor, held_out: torch.Tensor, n: int = 500,
+                        dataset: str | None = None) -> Callable[[Model, int], dict]:
+    """A ``fit`` callback for the overfitting monitor: with the current D's AFVs (centre and diag I from n generator
+    samples), the Fisher set distances of n fresh samples to ``train_images`` and to ``held_out`` (n of each), and
+    their Fréchet distances in the course classifier's features."""
+    from dgsp import metrics
+    from dgsp.fisher import FisherEmbedding, set_distance
+
+    clf = metrics.mnist_classifier(dataset or resolve("mnist"))
+    train_images, held_out = train_images[:n], held_out[:n]
+    feats_train, feats_held = metrics.classifier_features(clf, train_images), metrics.classifier_features(clf, held_out)
+
+    def callback(model: Model, epoch: int) -> dict:
+        d = model.discriminator
+        was = d.training
+        d.eval()
+        emb = FisherEmbedding.from_samples(d, metrics.sample_in_chunks(model.sample, n, seed=1000 + epoch))
+        gen = metrics.sample_in_chunks(model.sample, n, seed=2000 + epoch)
+        v_gen, v_train, v_held = (emb.vectors(x) for x in (gen, train_images, held_out))
+        f_gen = metrics.classifier_features(clf, gen)
+        d.train(was)
+        return {"fisher_train": set_distance(v_gen, v_train), "fisher_held_out": set_distance(v_gen, v_held),
+                "frechet_train": metrics.frechet_distance(f_gen, feats_train),
+                "frechet_held_out": metrics.frechet_distance(f_gen, feats_held)}
+
+    return callback
+
+
+# The overfitting monitor: the same EBM-GAN on 1,000 training digits (quick: 200), 160 epochs (quick: 20) of 15
+# steps (each digit seen 160 times, against 8 in the main run), monitored every 16 epochs (quick: 5) against 500
+# (quick: 100) held-out test digits.
+OVERFIT = dict(n=by_mode(1000, 200), epochs=by_mode(160, 20), every=by_mode(16, 5), monitor=by_mode(500, 100))
+
+
+def mnist_ebm_gan_overfit(dataset: str | None = None, epochs: int | None = None):
+    """Lecture 7's overfitting run (:data:`OVERFIT`): :data:`EBM_MNIST` on a small class-balanced training subset
+    for many epochs, with :func:`fisher_gap_callback` logging the train / held-out Fisher and Fréchet distances."""
+    from dgsp.models.ebm_gan import EBMGAN
+
+    dataset = dataset or resolve("mnist")
+    default = OVERFIT["epochs"]
+    epochs = default if epochs is None else epochs
+    x, _ = load(dataset, "train", n=OVERFIT["n"])
+    held, _ = load(dataset, "test", n=OVERFIT["monitor"])
+    model = _seeded(lambda: EBMGAN(**EBM_MNIST))
+    fit(model, x, epochs=epochs, batch_size=64, eval_every=OVERFIT["every"],
+        callbacks=[fisher_gap_callback(x.to(model.device), held.to(model.device), OVERFIT["monitor"], dataset)],
+        checkpoint=_checkpoint(f"07_ebm_gan_overfit_n{OVERFIT['n']}", epochs, default), desc="EBM-GAN, overfitting")
+    return model.eval()

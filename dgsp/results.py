@@ -54,6 +54,7 @@ def write_markdown(table: dict | None = None) -> Path:
     table = load() if table is None else table
     lines = ["# Results", "",
              "Written by `make course` (notebooks) and `make bench` (benchmarks); do not edit by hand.", ""]
+    lines += closing_tables(table)
     for section, entry in sorted(table.items()):
         lines += [f"## {section}", "",
                   f"dataset: {entry['dataset']} | mode: {entry['mode']} | device: {entry['device']} | "
@@ -66,3 +67,31 @@ def write_markdown(table: dict | None = None) -> Path:
     path = results_path().with_name("RESULTS.md")
     path.write_text("\n".join(lines))
     return path
+
+
+CLOSING_SECTION = "07_ebm_gan_afv"
+
+
+def closing_tables(table: dict) -> list[str]:
+    """The course's two closing tables (lecture 7) as markdown lines, from the notebook's entry; rows that the entry
+    does not hold (a lecture not yet run) say so."""
+    from dgsp.course_tables import REPRESENTATIONS, SAMPLERS
+
+    if CLOSING_SECTION not in table:
+        return []
+    entry = table[CLOSING_SECTION]
+    m = entry["metrics"]
+    pct = lambda key: f"{100 * m[key]:.2f}" if key in m else "not run"  # noqa: E731
+    reps = {**REPRESENTATIONS, "afv": (7, "adversarial Fisher vectors of the EBM-GAN's D (count-sketched)")}
+    lines = ["## The course's closing tables", "",
+             f"From `{CLOSING_SECTION}` ({entry['dataset']}, {entry['mode']} mode, {entry['date']}).", "",
+             "Representations: test accuracy (%) of a linear probe and of 1-NN on frozen features.", "",
+             "| lecture | features | linear probe | 1-NN |", "| ---: | --- | ---: | ---: |"]
+    lines += [f"| {lec or '-'} | {name}: {what} | {pct('probe_' + name)} | {pct('one_nn_' + name)} |"
+              for name, (lec, what) in reps.items()]
+    lines += ["", "Samples: Fréchet distance in the course classifier's features (lower is better) and the share of "
+              "the rarest digit (%).", "", "| lecture | model | Fréchet | rarest class |", "| ---: | --- | ---: | ---: |"]
+    lines += [f"| {lec} | {what} | {m['frechet_' + name]:.1f} | {pct('min_class_share_' + name)} |"
+              if f"frechet_{name}" in m else f"| {lec} | {what} | not run | not run |"
+              for name, (lec, what) in SAMPLERS.items()]
+    return lines + [""]

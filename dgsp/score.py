@@ -240,3 +240,32 @@ def svgd(score_fn: Score, x0: torch.Tensor, steps: int, step_size: float, bandwi
             trail.append(x.clone())
     check_finite_rows(x, "the SVGD particles (lower the step size)")
     return x, trail
+
+
+# ----------------------------------------------------------------------------- Langevin dynamics
+def langevin(log_density: LogDensity, x0: torch.Tensor, steps: int, step_size: float,
+             generator: torch.Generator | None = None, clamp: tuple[float, float] | None = None,
+             every: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Unadjusted Langevin dynamics on p ∝ exp(log_density): x <- x + (eps/2) grad log p(x) + sqrt(eps) n,
+    n ~ N(0, I), ``steps`` times from x0 (any shape (N, ...); each row's log-density must depend on that row
+    alone). For small eps and many steps the chain's law approaches p (Roberts and Tweedie 1996). ``clamp`` keeps
+    the states in a box (pixels in [0, 1]). The noise comes from ``generator`` (CPU) when given, for a reproducible
+    chain. Returns the final states and, if ``every`` > 0, snapshots every ``every`` steps (the first is x0)."""
+    if not isinstance(x0, torch.Tensor) or x0.dim() < 2 or len(x0) == 0:
+        raise ValueError(f"langevin expects a non-empty batch (N, ...), got "
+                         f"{tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
+    if steps < 0 or step_size <= 0:
+        raise ValueError(f"need steps >= 0 and step_size > 0, got {steps} and {step_size}")
+    check_finite_rows(x0.flatten(1), "the starting points given to langevin")
+    grad_log_p = score_of(log_density)
+    x = x0.detach().clone()
+    trail = [x.clone()] if every else []
+    for t in range(1, steps + 1):
+        noise = torch.randn(x.shape, generator=generator).to(x) if generator is not None else torch.randn_like(x)
+        x = x + 0.5 * step_size * grad_log_p(x) + math.sqrt(step_size) * noise
+        if clamp is not None:
+            x = x.clamp(*clamp)
+        if every and t % every == 0:
+            trail.append(x.clone())
+    check_finite_rows(x.flatten(1), "the Langevin states (lower the step size)")
+    return x, trail

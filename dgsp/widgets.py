@@ -474,3 +474,53 @@ def noise_explorer(models: dict[str, torch.nn.Module], x: torch.Tensor, variance
 
     return live(lambda variance: noise_panel(models, x, variance), draw_noise_panel,
                 variance=W.FloatSlider(value=variance, min=0.0, max=1.0, step=0.05, description="σ²"))
+
+
+# ----------------------------------------------------------------------------- lecture 7: Langevin on an EBM's D
+def langevin_panel(model, toy, start: torch.Tensor, steps: int, step_size: float, seed: int = 0) -> dict[str, Any]:
+    """Run ``steps`` Langevin steps of size ``step_size`` on the EBM's D from ``start`` (the generator's samples) and
+    score both ends by mode coverage on the toy; returns the points, D on a grid and the two coverages."""
+    from dgsp.metrics import mode_coverage
+    from dgsp.models.ebm_gan import grid_2d
+    from dgsp.score import langevin
+
+    if not 0 <= steps <= 5000:
+        raise ValueError(f"steps must lie in [0, 5000], got {steps}")
+    if not 0 < step_size <= 1:
+        raise ValueError(f"the step size must lie in (0, 1], got {step_size}")
+    lim = float(toy.modes.abs().max()) + 1.0
+    points, _ = grid_2d(lim, 100, device=_device_of(model))
+    with torch.no_grad():
+        energy = model.log_density(points).reshape(100, 100).T.cpu()
+    after = start if steps == 0 else langevin(model.log_density, start, steps, step_size,
+                                              generator=torch.Generator().manual_seed(seed))[0]
+    return {"lim": lim, "d": energy, "before": start.cpu(), "after": after.cpu(), "steps": steps,
+            "step_size": step_size, "coverage_before": mode_coverage(start, toy.modes, toy.std),
+            "coverage_after": mode_coverage(after, toy.modes, toy.std)}
+
+
+def draw_langevin_panel(result: dict[str, Any]) -> plt.Figure:
+    """D on the grid with the generator's samples (left) and the Langevin chains' ends (right)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharex=True, sharey=True)
+    lim = result["lim"]
+    for ax, key, title in ((axes[0], "before", "generator samples"),
+                           (axes[1], "after", f"after {result['steps']} Langevin steps, ε = {result['step_size']:g}")):
+        ax.imshow(result["d"], origin="lower", extent=(-lim, lim, -lim, lim), cmap="viridis")
+        ax.scatter(*result[key].T, s=2, c="w", alpha=0.6)
+        cov = result[f"coverage_{key}"]
+        ax.set_title(f"{title}\n{cov['modes_covered']}/{cov['n_modes']} modes, "
+                     f"{100 * cov['high_quality']:.0f}% high quality", fontsize=9)
+        ax.set_aspect("equal")
+    fig.suptitle("Langevin dynamics on the EBM (background: D(x), the log-density up to a constant)", fontsize=10)
+    return fig
+
+
+def langevin_explorer(model, toy, start: torch.Tensor, steps: int = 200, step_size: float = 1e-3):
+    """Sliders over the number of Langevin steps and log10 of the step size for :func:`langevin_panel`."""
+    import ipywidgets as W
+
+    return live(lambda steps, log_eps: langevin_panel(model, toy, start, steps, 10 ** log_eps),
+                draw_langevin_panel,
+                steps=W.IntSlider(value=steps, min=0, max=1000, step=50, description="steps"),
+                log_eps=W.FloatSlider(value=float(np.log10(step_size)), min=-4, max=-1, step=0.25,
+                                      description="log10 ε"))

@@ -89,3 +89,40 @@ def test_dead_parameters_and_bad_input():
         fisher.per_sample_gradients(_net(), torch.full((2, 6), float("nan"), dtype=torch.float64))
     with pytest.raises(ValueError, match="one number per input"):
         fisher.per_sample_gradients(nn.Linear(6, 2).double(), torch.zeros(2, 6, dtype=torch.float64))
+
+
+def test_count_sketch_keeps_inner_products_on_average():
+    a, b = torch.randn(2, 500, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    estimates = []
+    for seed in range(300):
+        s = fisher.CountSketch(500, 64, seed=seed)
+        sa, sb = s(torch.stack([a, b]))
+        estimates.append(float(sa @ sb))
+    estimates = torch.tensor(estimates)
+    assert float(estimates.mean()) == pytest.approx(float(a @ b), abs=4 * float(estimates.std()) / 300 ** 0.5)
+    one = fisher.CountSketch(500, 64, seed=3)
+    assert torch.equal(one(a[None]), fisher.CountSketch(500, 64, seed=3)(a[None]))  # seeded
+    assert float(one(a[None]).norm() ** 2) == pytest.approx(float(a @ a), rel=0.6)
+    with pytest.raises(ValueError, match=r"takes \(N, 500\)"):
+        one(torch.zeros(2, 499))
+    with pytest.raises(ValueError, match="positive sizes"):
+        fisher.CountSketch(10, 0)
+
+
+def test_fisher_embedding_streams_the_afvs_and_class_means():
+    net = _net(4)
+    samples, x = torch.randn(40, 6, dtype=torch.float64), torch.randn(11, 6, dtype=torch.float64)
+    emb = fisher.FisherEmbedding.from_samples(net, samples, chunk=4)
+    assert emb.dead_parameters() == 1 and emb.dim == 41  # the output bias
+    with pytest.warns(UserWarning):
+        direct = fisher.adversarial_fisher_vectors(fisher.fisher_scores(net, x, samples), emb.info_diag)
+    assert torch.allclose(emb.vectors(x), direct)
+    groups = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1])
+    means = emb.group_means(x, groups)
+    assert torch.allclose(means, torch.stack([direct[groups == g].mean(0) for g in range(3)]))
+    sketched = fisher.FisherEmbedding.from_samples(net, samples, sketch_dim=16, seed=1)
+    assert sketched.dim == 16 and torch.allclose(sketched.vectors(x), sketched.sketch(direct))
+    with pytest.raises(ValueError, match=r"groups \[3\] are empty"):
+        emb.group_means(x, groups, n_groups=4)
+    with pytest.raises(ValueError, match="11 inputs but 3 group labels"):
+        emb.group_means(x, groups[:3])

@@ -1,0 +1,160 @@
+"""Benchmark for lecture 7 (EBM-GAN and adversarial Fisher vectors), full MNIST, targets from the lecture-7 issue.
+
+1. AFV linear-probe test accuracy >= 99.0%, and above every other row of the representation table (pixels, PCA, AE,
+   VAE, AAE, BiGAN encoder, the NS-GAN's and the EBM-GAN's discriminator features), all with the same probe
+   (dgsp.metrics.linear_probe) in this run. (The 1-NN column and the sample table are lecture 7's notebook's.)
+2. Per-sample Fisher scores (torch.func: vmap of grad) equal a per-sample autograd loop to 1e-5 (relative) and are
+   >= 10x faster than that loop at batch 256.
+3. The whole AFV evaluation (diag I and centre, the AFVs of the 70,000 images, the probe, the class distance matrix)
+   within 30 min on the 2-core CPU and under 8 GB peak memory (the process's maximum resident set).
+4. The overfitting monitor: the gap Fisher(generated, held-out) - Fisher(generated, train) at the end of the
+   overfitting run over the gap at its first monitored epoch is > 1 (the gap grows).
+Also measured: what the count sketch costs against the full AFV on a subset (probe accuracy, Spearman agreement of
+pairwise distances) and the closest pair of digit classes.
+
+Full run:   python benchmarks/bench_afv.py
+Smoke test: python benchmarks/bench_afv.py --quick-check   (quick mode, embedded subset, nothing recorded)
+"""
+from __future__ import annotations
+
+import resource
+import time
+
+from common import course_splits, parse_args, trained_seconds, verdict
+
+BUDGET_S = 30 * 60
+MEMORY_GB = 8.0
+
+
+def peak_memory_gb() -> float:
+    """The process's maximum resident set so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def loop_gradients(model, x):
+    """The reference: one autograd call per sample, as a library must not do it."""
+    import torch
+
+    params = list(model.parameters())
+    rows = []
+    for xi in x:
+        grads = torch.autograd.grad(model(xi[None]).sum(), params)
+        rows.append(torch.cat([g.flatten() for g in grads]))
+    return torch.stack(rows)
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+
+    import torch
+    from scipy.stats import spearmanr
+
+    import dgsp
+    from dgsp import course_tables, fisher, metrics, recipes
+
+    dataset, x_train, y_train, x_test, y_test = course_splits()
+    out: dict[str, float] = {}
+    lines: list[str] = []
+
+    model = recipes.mnist_ebm_gan(dataset)
+    out["seconds_ebm_gan"] = trained_seconds(model)
+    out["frechet_ebm_gan_training"] = model.history.last("frechet")
+    d = model.discriminator.eval()
+    n_params = sum(p.numel() for p in d.parameters())
+
+    # 2. per-sample scores against a loop, batch 256
+    xb = x_test[:256].to(model.device)
+    fisher.per_sample_gradients(d, xb[:8])  # warm up
+    t0 = time.perf_counter()
+    fast = fisher.per_sample_gradients(d, xb)
+    t_fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    slow = loop_gradients(d, xb)
+    t_loop = time.perf_counter() - t0
+    rel = float((fast - slow).norm() / slow.norm())
+    out.update(per_sample_rel_error=rel, per_sample_speedup=t_loop / t_fast, per_sample_seconds_vmap=t_fast,
+               per_sample_seconds_loop=t_loop)
+    lines.append(f"per-sample scores equal the loop to {rel:.1e} (<= 1e-5): {verdict(rel <= 1e-5)}")
+    ok = t_loop / t_fast >= 10
+    lines.append(f"vmap {t_fast * 1e3:.0f} ms vs loop {t_loop * 1e3:.0f} ms at batch 256: {t_loop / t_fast:.1f}x "
+                 f"(>= 10x): {verdict(ok)}")
+    print(lines[-2], "\n" + lines[-1], flush=True)
+
+    # 3. the AFV evaluation, timed as a whole
+    t_start = time.perf_counter()
+    emb = recipes.mnist_fisher_embedding(model)
+    out["afv_dead_parameters"] = emb.dead_parameters()
+    v_train = emb.vectors(x_train)
+    v_test = emb.vectors(x_test)
+    t_vectors = time.perf_counter() - t_start
+    acc_afv = metrics.linear_probe(v_train, y_train, v_test, y_test)
+    class_means = emb.group_means(x_test, y_test, 10)
+    class_dist = fisher.fisher_distance(class_means, class_means)
+    seconds_afv = time.perf_counter() - t_start
+    out.update(afv_params=n_params, afv_sketch_dim=emb.dim, afv_linear_probe=acc_afv, seconds_afv_vectors=t_vectors,
+               seconds_afv_evaluation=seconds_afv, afv_peak_memory_gb=peak_memory_gb())
+    print(f"AFVs: {n_params} parameters, {emb.dead_parameters()} with zero information, sketched to {emb.dim}; "
+          f"{len(x_train) + len(x_test)} images in {t_vectors:.0f} s; probe {100 * acc_afv:.2f}%", flush=True)
+
+    # the class matrix: which digits the model puts close
+    pairs = [(float(class_dist[a, b]), a, b) for a in range(10) for b in range(a + 1, 10)]
+    pairs.sort()
+    out["class_distance_closest_pair"] = pairs[0][1] * 10 + pairs[0][2]
+    print("closest digit pairs: " + ", ".join(f"{a}-{b} ({dist:.1f})" for dist, a, b in pairs[:4]), flush=True)
+
+    # 1. the representation table
+    # (the 1-NN column and the sample table are the notebook's: it records them under 07_ebm_gan_afv)
+    table = {"afv": {"dim": emb.dim, "linear_probe": acc_afv}}
+    del v_train, v_test
+    table.update(course_tables.score_representations(course_tables.REPRESENTATIONS, x_train, y_train, x_test, y_test,
+                                                     dataset, one_nn=False))
+    for name, r in table.items():
+        out[f"probe_{name}"] = r["linear_probe"]
+        print(f"  {name:7s} {r['dim']:6d}-d   linear probe {100 * r['linear_probe']:6.2f}%", flush=True)
+    best_other = max(r["linear_probe"] for k, r in table.items() if k != "afv")
+    ok = acc_afv >= 0.99 and acc_afv > best_other
+    lines.append(f"AFV linear probe {100 * acc_afv:.2f}% (>= 99.0% and above every other row, best other "
+                 f"{100 * best_other:.2f}%): {verdict(ok)}")
+    ok = seconds_afv <= BUDGET_S and out["afv_peak_memory_gb"] <= MEMORY_GB
+    lines.append(f"AFV evaluation {seconds_afv / 60:.1f} min (<= 30) and peak memory {out['afv_peak_memory_gb']:.2f} GB "
+                 f"(<= 8): {verdict(ok)}")
+
+    # the sketch's cost against the full AFV, on a subset
+    n_sub, n_sub_test = dgsp.by_mode(5000, 1000), dgsp.by_mode(1000, 500)  # full AFVs: 2.8 GB
+    full = recipes.mnist_fisher_embedding(model, sketch_dim=0)
+    f_train, f_test = full.vectors(x_train[:n_sub]), full.vectors(x_test[:n_sub_test])
+    sk = fisher.CountSketch(f_train.shape[1], emb.dim, seed=0)
+    acc_full = metrics.linear_probe(f_train, y_train[:n_sub], f_test, y_test[:n_sub_test])
+    acc_sketch = metrics.linear_probe(sk(f_train), y_train[:n_sub], sk(f_test), y_test[:n_sub_test])
+    m = min(300, n_sub_test)
+    iu = torch.triu_indices(m, m, 1)
+    rho = spearmanr(torch.cdist(f_test[:m], f_test[:m])[iu[0], iu[1]],
+                    torch.cdist(sk(f_test[:m]), sk(f_test[:m]))[iu[0], iu[1]]).statistic
+    out.update(sketch_probe_full=acc_full, sketch_probe_sketched=acc_sketch, sketch_distance_spearman=float(rho))
+    lines.append(f"sketch {f_train.shape[1]} -> {emb.dim} on {n_sub} / {n_sub_test} digits: probe {100 * acc_full:.2f}% "
+                 f"-> {100 * acc_sketch:.2f}%, Spearman of pairwise distances {rho:.4f}")
+    del f_train, f_test
+
+    # 4. the overfitting monitor
+    over = recipes.mnist_ebm_gan_overfit(dataset)
+    _, gap_train = over.history.series("fisher_train")
+    _, gap_held = over.history.series("fisher_held_out")
+    gaps = [h - t for h, t in zip(gap_held, gap_train)]
+    start, end = gaps[0], gaps[-1]  # at the first and the last monitored epoch
+    out.update(overfit_gap_start=start, overfit_gap_end=end,
+               overfit_frechet_held_out_end=over.history.last("frechet_held_out"),
+               overfit_frechet_train_end=over.history.last("frechet_train"), seconds_overfit=trained_seconds(over))
+    if start > 0:
+        out["overfit_gap_ratio"] = end / start
+    ok = end > max(start, 0)
+    ratio = f"ratio {end / start:.2f} (> 1)" if start > 0 else "the gap opens from <= 0"
+    lines.append(f"overfitting monitor: Fisher gap (held-out - train) {start:.3g} -> {end:.3g}, {ratio}: {verdict(ok)}")
+
+    out["peak_memory_gb"] = peak_memory_gb()
+    if not args.quick_check:
+        dgsp.results.record("bench_afv", out, dataset=dataset, notes="benchmarks/bench_afv.py")
+    print("\n".join(["", "summary:"] + lines))
+
+
+if __name__ == "__main__":
+    main()
