@@ -123,7 +123,7 @@ def main() -> None:
     n_sub, n_sub_test = dgsp.by_mode(5000, 1000), dgsp.by_mode(1000, 500)  # full AFVs: 2.8 GB
     full = recipes.mnist_fisher_embedding(model, sketch_dim=0)
     f_train, f_test = full.vectors(x_train[:n_sub]), full.vectors(x_test[:n_sub_test])
-    sk = fisher.CountSketch(f_train.shape[1], emb.dim, seed=0)
+    sk = emb.sketch  # the same sketch as above (exact head and first layer, conv2 hashed)
     acc_full = metrics.linear_probe(f_train, y_train[:n_sub], f_test, y_test[:n_sub_test])
     acc_sketch = metrics.linear_probe(sk(f_train), y_train[:n_sub], sk(f_test), y_test[:n_sub_test])
     m = min(300, n_sub_test)

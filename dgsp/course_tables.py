@@ -154,17 +154,29 @@ def langevin_samples(model, start: torch.Tensor, generator: torch.Generator | No
     return out
 
 
-def sample_table(dataset: str | None = None, rows: tuple[str, ...] | None = None, n: int | None = None
-                 ) -> dict[str, dict]:
+def samplers(dataset: str | None = None, rows: tuple[str, ...] | None = None) -> dict[str, Callable[..., torch.Tensor]]:
+    """:func:`sampler` for each row (default: all of :data:`SAMPLERS`), built once, to score and to show."""
+    return {name: sampler(name, dataset) for name in rows or tuple(SAMPLERS)}
+
+
+def sample_table(dataset: str | None = None, rows: tuple[str, ...] | None = None, n: int | None = None,
+                 draws: dict[str, Callable[..., torch.Tensor]] | None = None) -> dict[str, dict]:
     """Fréchet distance and rarest-class share of each sampler's n samples (5,000; quick: 1,000) against as many
-    test digits, in the course classifier's features; a seeded draw per row."""
+    test digits, in the course classifier's features; a seeded draw per row. ``draws`` (from :func:`samplers`)
+    reuses samplers already built; by default they are built here."""
     dataset = dataset or resolve("mnist")
+    if draws is None:
+        draws = samplers(dataset, rows)
+    else:
+        for name in rows or ():
+            _check(name, draws)
+        draws = {name: draws[name] for name in rows or draws}
     clf = metrics.mnist_classifier(dataset)
     x_test, _ = recipes.course_data("test", dataset)
     n = min(len(x_test), by_mode(5000, 1000)) if n is None else n
     ref = metrics.classifier_features(clf, load(dataset, "test", n=n)[0])
     out = {}
-    for name in rows or tuple(SAMPLERS):
-        images = metrics.sample_in_chunks(sampler(name, dataset), n, seed=0).to(device())
+    for name, draw in draws.items():
+        images = metrics.sample_in_chunks(draw, n, seed=0).to(device())
         out[name] = metrics.sample_quality(clf, images, ref)
     return out

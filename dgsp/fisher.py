@@ -101,16 +101,22 @@ def fisher_scores(model: nn.Module, x: torch.Tensor, model_samples: torch.Tensor
 def fisher_information_diag(model: nn.Module, model_samples: torch.Tensor, params: Sequence[str] | None = None,
                             chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """diag I = mean_i U_{x̃_i}² over model samples x̃ (eq. 5, its diagonal), with the centre mean_i ∇_θ f_θ(x̃_i).
-    Returns (diag I, centre)."""
+    Returns (diag I, centre).
+
+    One pass over the samples: with g_i = ∇_θ f_θ(x̃_i), mean_i (g_i − ḡ)² = mean_i g_i² − ḡ², both sums kept in
+    float64 so that the subtraction does not cancel away small variances."""
     _check_inputs(model_samples, "fisher_information_diag")
     if len(model_samples) < 2:
         raise ValueError("the Fisher information needs at least 2 model samples")
-    centre = mean_gradient(model, model_samples, params, chunk)
-    total = torch.zeros_like(centre)
+    total = squares = None
     for i in range(0, len(model_samples), chunk):
-        u = per_sample_gradients(model, model_samples[i:i + chunk], params, chunk) - centre
-        total += (u ** 2).sum(0)
-    return total / len(model_samples), centre
+        g = per_sample_gradients(model, model_samples[i:i + chunk], params, chunk)
+        s, q = g.sum(0, dtype=torch.float64), (g * g).sum(0, dtype=torch.float64)
+        total, squares = (s, q) if total is None else (total + s, squares + q)
+    n = len(model_samples)
+    centre = total / n
+    info = (squares / n - centre ** 2).clamp_min(0)
+    return info.to(g.dtype), centre.to(g.dtype)
 
 
 def inverse_sqrt_information(info_diag: torch.Tensor, floor: float = 1e-12) -> torch.Tensor:
@@ -167,20 +173,52 @@ def _check_pair(v_a: torch.Tensor, v_b: torch.Tensor) -> None:
         raise ValueError(f"the two sets have Fisher vectors of different sizes: {v_a.shape[1]} and {v_b.shape[1]}")
 
 
+def parameter_coordinates(model: nn.Module, names: Sequence[str], params: Sequence[str] | None = None) -> torch.Tensor:
+    """The positions, in the flattened score vector of :func:`per_sample_gradients`, of the parameters whose names
+    equal or start with one of ``names`` (e.g. ``"net.6"`` for both the weight and the bias of layer 6)."""
+    chosen = _selected(model, params)
+    idx, start = [], 0
+    matched = set()
+    for name, p in chosen.items():
+        hit = [n for n in names if name == n or name.startswith(n + ".")]
+        if hit:
+            idx.append(torch.arange(start, start + p.numel()))
+            matched.update(hit)
+        start += p.numel()
+    missing = [n for n in names if n not in matched]
+    if missing:
+        raise ValueError(f"no parameter is named {missing} or starts with it; the parameters are {list(chosen)}")
+    return torch.cat(idx) if idx else torch.empty(0, dtype=torch.long)
+
+
 # ----------------------------------------------------------------------------- streaming AFVs into a smaller space
 class CountSketch:
     """A seeded count sketch R^P -> R^k (Charikar, Chen and Farach-Colton 2002; "feature hashing", Weinberger et al.
     2009): coordinate j of v is added, with a random sign s_j, to bucket h_j. For any a, b, E[<Sa, Sb>] = <a, b>,
     and distances are kept to within a relative error of order 1/sqrt(k). It stores 2P integers instead of a
-    P x k matrix, and sketching a sketch is again a sketch."""
+    P x k matrix, and sketching a sketch is again a sketch.
 
-    def __init__(self, in_dim: int, out_dim: int, seed: int = 0):
+    ``exact`` (coordinate indices) keeps some coordinates as they are: they take the first buckets, one each with
+    sign +1, and the other coordinates are hashed into the remaining ``out_dim - len(exact)`` buckets. Used to keep
+    a small layer whole (e.g. a discriminator's linear head) while its large layers are hashed."""
+
+    def __init__(self, in_dim: int, out_dim: int, seed: int = 0, exact: torch.Tensor | None = None):
         if in_dim < 1 or out_dim < 1:
             raise ValueError(f"a sketch needs positive sizes, got {in_dim} -> {out_dim}")
         g = torch.Generator().manual_seed(seed)
         self.in_dim, self.out_dim = in_dim, out_dim
         self.bucket = torch.randint(0, out_dim, (in_dim,), generator=g)
         self.sign = torch.randint(0, 2, (in_dim,), generator=g).float() * 2 - 1
+        if exact is not None and len(exact):
+            exact = torch.as_tensor(exact).long().flatten()
+            if exact.unique().numel() != len(exact) or int(exact.min()) < 0 or int(exact.max()) >= in_dim:
+                raise ValueError(f"exact must hold distinct coordinate indices in [0, {in_dim}), got {len(exact)} "
+                                 f"indices in [{int(exact.min())}, {int(exact.max())}]")
+            if len(exact) >= out_dim:
+                raise ValueError(f"{len(exact)} exact coordinates leave no bucket for the others in {out_dim}")
+            self.bucket = len(exact) + self.bucket % (out_dim - len(exact))
+            self.bucket[exact] = torch.arange(len(exact))
+            self.sign[exact] = 1.0
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         if v.dim() != 2 or v.shape[1] != self.in_dim:
@@ -205,10 +243,15 @@ class FisherEmbedding:
 
     @classmethod
     def from_samples(cls, model: nn.Module, model_samples: torch.Tensor, params: Sequence[str] | None = None,
-                     sketch_dim: int | None = None, seed: int = 0, chunk: int = 256) -> "FisherEmbedding":
-        """Estimate diag I and the centre on ``model_samples``; ``sketch_dim`` adds a seeded count sketch."""
+                     sketch_dim: int | None = None, seed: int = 0, chunk: int = 256,
+                     exact_params: Sequence[str] = ()) -> "FisherEmbedding":
+        """Estimate diag I and the centre on ``model_samples``; ``sketch_dim`` adds a seeded count sketch, which
+        keeps the coordinates of the parameters named in ``exact_params`` (or starting with one of those names,
+        e.g. a layer's prefix) exact and hashes the rest."""
         info, centre = fisher_information_diag(model, model_samples, params, chunk)
-        sketch = None if sketch_dim is None or sketch_dim >= len(info) else CountSketch(len(info), sketch_dim, seed)
+        sketch = None
+        if sketch_dim is not None and sketch_dim < len(info):
+            sketch = CountSketch(len(info), sketch_dim, seed, exact=parameter_coordinates(model, exact_params, params))
         return cls(model, info, centre, params, sketch, chunk)
 
     @property

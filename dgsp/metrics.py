@@ -123,11 +123,12 @@ def one_nn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, te
     return float((predicted == test_labels.to(nearest.device)).float().mean())
 
 
-def _column_moments(x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """Column means and standard deviations, accumulated in float64 over row chunks (no full-size temporary)."""
+def _column_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column means and standard deviations, accumulated in float64 over blocks of about 4M entries (no full-size
+    temporary)."""
     total = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
     squares = torch.zeros_like(total)
-    for rows in x.split(chunk):
+    for rows in x.split(max(1, 2 ** 22 // max(1, x.shape[1]))):
         total += rows.double().sum(0)
         squares += (rows.double() ** 2).sum(0)
     mean = total / len(x)
@@ -384,5 +385,7 @@ def sample_quality(classifier: "DigitClassifier", images: torch.Tensor, referenc
         raise ValueError(f"need at least 2 samples, got {len(images)}")
     check_finite_rows(images.flatten(1), "the samples")
     feats = classifier_features(classifier, images)
-    return {"frechet": frechet_distance(feats, reference_features),
-            "min_class_share": float(class_histogram(classifier, images).min())}
+    with torch.no_grad():  # the predictions from the same features (one pass of the network, not two)
+        pred = classifier.head(feats).argmax(1).cpu()
+    shares = torch.bincount(pred, minlength=10).double() / len(pred)
+    return {"frechet": frechet_distance(feats, reference_features), "min_class_share": float(shares.min())}

@@ -81,6 +81,20 @@ def test_full_mnist_from_idx_folder(fake_mnist):
     assert data.resolve("mnist") == "mnist"
 
 
+def test_loads_are_parsed_once_and_the_callers_copies_are_their_own(fake_mnist):
+    """The raw arrays are read once per process (a notebook asks for the data many times), but each call returns
+    fresh tensors, and a file changed on disk is read again."""
+    x, _ = data.load("mnist5k", "train", n=100)
+    x.fill_(-1.0)
+    assert float(data.load("mnist5k", "train", n=100)[0].min()) >= 0.0
+    x, _ = data.mnist("train")
+    x.zero_()
+    assert float(data.mnist("train")[0].max()) > 0.0
+    path = fake_mnist / "train-images-idx3-ubyte"
+    _write_idx(path, np.zeros((30, 28, 28)))
+    assert float(data.mnist("train")[0].max()) == 0.0
+
+
 def test_corrupt_idx_file_is_named(fake_mnist):
     path = fake_mnist / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-100])
@@ -135,6 +149,18 @@ def test_batches_errors():
         next(data.batches(torch.zeros(3), torch.zeros(4)))
     with pytest.raises(ValueError, match="batch_size"):
         next(data.batches(torch.zeros(3), batch_size=0))
+
+
+@pytest.mark.parametrize("block", [2 ** 24, 50, 1])
+def test_check_finite_rows_in_blocks_names_the_first_bad_row(block):
+    """The check runs over blocks of rows (no full-size temporary for a large matrix) and still counts every bad
+    row and names the first, wherever the block boundaries fall."""
+    x = torch.rand(37, 2, 3)
+    data.check_finite_rows(x, "x", block=block)
+    x[29, 1, 2], x[11, 0, 0], x[30, 0, 1] = float("nan"), float("inf"), -float("inf")
+    with pytest.raises(ValueError, match=r"x has non-finite values.*3 bad rows, the first is row 11"):
+        data.check_finite_rows(x, "x", block=block)
+    data.check_finite_rows(torch.arange(5), "integers")  # nothing to check
 
 
 def test_binarize():

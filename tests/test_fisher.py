@@ -109,6 +109,36 @@ def test_count_sketch_keeps_inner_products_on_average():
         fisher.CountSketch(10, 0)
 
 
+def test_count_sketch_keeps_exact_coordinates_and_hashes_the_rest():
+    v = torch.randn(3, 50, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    keep = torch.tensor([40, 2, 7])
+    s = fisher.CountSketch(50, 12, seed=5, exact=keep)
+    out = s(v)
+    assert torch.equal(out[:, :3], v[:, keep])  # the kept coordinates, in order, untouched
+    rest = torch.ones(50, dtype=torch.bool)
+    rest[keep] = False
+    assert bool((s.bucket[rest] >= 3).all())  # the others only in the remaining buckets
+    assert torch.allclose(out[:, 3:].sum(1), (v[:, rest] * s.sign[rest].double()).sum(1))
+    for bad, match in ((torch.tensor([1, 1]), "distinct"), (torch.tensor([50]), "distinct"),
+                       (torch.arange(12), "no bucket")):
+        with pytest.raises(ValueError, match=match):
+            fisher.CountSketch(50, 12, exact=bad)
+
+
+def test_fisher_embedding_keeps_named_layers_exact_in_its_sketch():
+    net = _net(4)
+    samples, x = torch.randn(40, 6, dtype=torch.float64), torch.randn(11, 6, dtype=torch.float64)
+    names = [n for n, _ in net.named_parameters()]
+    full = fisher.FisherEmbedding.from_samples(net, samples)
+    last = names[-1].rsplit(".", 1)[0]  # the output layer's prefix: its weight and bias
+    coords = fisher.parameter_coordinates(net, [last])
+    assert len(coords) == sum(p.numel() for n, p in net.named_parameters() if n.startswith(last + "."))
+    emb = fisher.FisherEmbedding.from_samples(net, samples, sketch_dim=20, exact_params=[last])
+    assert torch.allclose(emb.vectors(x)[:, :len(coords)], full.vectors(x)[:, coords])
+    with pytest.raises(ValueError, match="no parameter is named"):
+        fisher.parameter_coordinates(net, ["head"])
+
+
 def test_fisher_embedding_streams_the_afvs_and_class_means():
     net = _net(4)
     samples, x = torch.randn(40, 6, dtype=torch.float64), torch.randn(11, 6, dtype=torch.float64)

@@ -143,6 +143,20 @@ def test_frechet_distance_identical_and_closed_form():
     assert metrics.frechet_distance(a, b) == pytest.approx(closed, rel=0.05)
 
 
+def test_sample_quality_reads_one_pass_of_the_classifier():
+    """sample_quality's Fréchet distance and rarest-class share agree with frechet_distance and class_histogram,
+    which run the classifier separately; an untrained classifier is enough to compare them."""
+    torch.manual_seed(0)
+    clf = metrics.DigitClassifier().eval()
+    images = torch.rand(300, 1, 28, 28)
+    ref = metrics.classifier_features(clf, torch.rand(200, 1, 28, 28))
+    out = metrics.sample_quality(clf, images, ref)
+    assert out["frechet"] == pytest.approx(metrics.frechet_distance(metrics.classifier_features(clf, images), ref))
+    assert out["min_class_share"] == pytest.approx(float(metrics.class_histogram(clf, images).min()))
+    with pytest.raises(ValueError, match="non-finite"):
+        metrics.sample_quality(clf, images.index_fill(0, torch.tensor([3]), float("nan")), ref)
+
+
 def test_parallel_lines_closed_forms_and_empirical_w():
     d = gan.parallel_lines_distances(np.array([-1.0, 0.0, 0.5]))
     assert np.allclose(d["W"], [1.0, 0.0, 0.5])
