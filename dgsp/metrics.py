@@ -336,8 +336,12 @@ def class_histogram(model: DigitClassifier, x: torch.Tensor, n_classes: int = 10
     """Share of images the classifier assigns to each class: a collapse detector for generators
     (a mode-dropping generator leaves some digits near 0%)."""
     model.eval()
-    pred = map_batches(model, x.to(next(model.parameters()).device)).argmax(1).cpu()
-    return (torch.bincount(pred, minlength=n_classes).double() / max(len(pred), 1)).numpy()
+    return _class_shares(map_batches(model, x.to(next(model.parameters()).device)).argmax(1), n_classes)
+
+
+def _class_shares(pred: torch.Tensor, n_classes: int = 10) -> np.ndarray:
+    """The share of each class among predicted labels."""
+    return (torch.bincount(pred.cpu(), minlength=n_classes).double() / max(len(pred), 1)).numpy()
 
 
 def empirical_wasserstein(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -386,6 +390,5 @@ def sample_quality(classifier: "DigitClassifier", images: torch.Tensor, referenc
     check_finite_rows(images.flatten(1), "the samples")
     feats = classifier_features(classifier, images)
     with torch.no_grad():  # the predictions from the same features (one pass of the network, not two)
-        pred = classifier.head(feats).argmax(1).cpu()
-    shares = torch.bincount(pred, minlength=10).double() / len(pred)
-    return {"frechet": frechet_distance(feats, reference_features), "min_class_share": float(shares.min())}
+        pred = classifier.head(feats).argmax(1)
+    return {"frechet": frechet_distance(feats, reference_features), "min_class_share": float(_class_shares(pred).min())}
