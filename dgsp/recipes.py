@@ -512,7 +512,9 @@ def toy_gan(name: str, steps: int | None = None):
 #   32 channels, alpha 1e-3, r1 0.01, betas (0, 0.999):  95.1% (96.5% after 8 epochs; Frechet 73 after 8)
 #   64 channels, the same:                                96.1% (Adam probe), at 2.2x the time per step
 #   32 channels, gradient penalty 10:                     97.2% (Frechet 124 after 2 epochs, against 210)
-# 8 epochs (quick: 2), about 3.5 min each on a 2-core CPU.
+# 8 epochs (quick: 2), about 3.5 min each on a 2-core CPU. Extending this run to 12 epochs lowers the Frechet distance
+# from 40.9 to 33.6 but leaves the probe where it was (20,000 training / 10,000 test digits: D's features 97.99%,
+# AFVs 98.09%, the same as after 8 epochs), so the course keeps 8.
 EBM_MNIST = dict(data_shape=(1, 28, 28), latent_dim=GAN_LATENT, arch="dcgan", channels=64, lr=2e-4,
                  betas=(0.5, 0.9), alpha=0.0, r1=0.0, gp=10.0, entropy=0.0)
 EBM_EPOCHS = 8
