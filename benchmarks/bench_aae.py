@@ -20,29 +20,31 @@ from __future__ import annotations
 import time
 
 import torch
-from common import course_splits, parse_args, verdict
+from common import course_splits, parse_args, trained_seconds, verdict
 from sklearn.metrics import normalized_mutual_info_score
 
 PAPER = {"semi_error_100": 1.90, "semi_error_all": 0.85, "cluster16_error": 9.55, "cluster30_error": 4.10}
 TARGET = {"semi_error_100": 3.0, "semi_error_all": 1.2, "cluster16_error": 12.0, "cluster30_error": 6.0}
 BUDGET_S = 45 * 60
+DEFAULTS = {"parts": ["semi", "cluster", "prior", "samples"], "labels": ["100", "all"], "clusters": [16, 30]}
 
 
 def timed(fn, *args, **kw):
-    """Call a recipe; return the model and its training wall time, which ``fit`` logs with every epoch
-    (``history["time"]``), so a run loaded from its checkpoint reports the time it took to train."""
+    """Call a recipe; return the model and its training wall time (:func:`common.trained_seconds`), so a run loaded
+    from its checkpoint reports the time it took to train."""
     t0 = time.perf_counter()
     model = fn(*args, **kw)
-    return model, model.history["time"][-1] if "time" in model.history else time.perf_counter() - t0
+    seconds = trained_seconds(model)
+    return model, time.perf_counter() - t0 if seconds != seconds else seconds
 
 
 def main() -> None:
     def arguments(ap):
-        ap.add_argument("--parts", nargs="+", default=["semi", "cluster", "prior", "samples"])
+        ap.add_argument("--parts", nargs="+", default=DEFAULTS["parts"])
         ap.add_argument("--label-epochs", type=int, default=None, help="epochs of the label-aware AAEs (recipe default)")
         ap.add_argument("--epochs-2d", type=int, default=None, help="epochs of the 2-D AAEs (recipe default)")
-        ap.add_argument("--labels", nargs="+", default=["100", "all"], help="label counts of the semi-supervised part")
-        ap.add_argument("--clusters", nargs="+", type=int, default=[16, 30], help="cluster counts of the clustering part")
+        ap.add_argument("--labels", nargs="+", default=DEFAULTS["labels"], help="label counts of the semi-supervised part")
+        ap.add_argument("--clusters", nargs="+", type=int, default=DEFAULTS["clusters"], help="cluster counts of the clustering part")
 
     args = parse_args(__doc__, arguments)
 
@@ -130,8 +132,8 @@ def main() -> None:
     print("  " + line)
     lines.append(line)
     if not args.quick_check:  # the default run is "bench_aae"; any other is "bench_aae_partial", its flags in notes
-        default = (args.parts == ap.get_default("parts") and args.labels == ap.get_default("labels")
-                   and args.clusters == ap.get_default("clusters") and le is None and args.epochs_2d is None)
+        default = (all(getattr(args, key) == value for key, value in DEFAULTS.items())
+                   and le is None and args.epochs_2d is None)
         section = "bench_aae" if default else "bench_aae_partial"
         dgsp.results.record(section, out, dataset=dataset,
                             notes=f"benchmarks/bench_aae.py --parts {' '.join(args.parts)} --labels "

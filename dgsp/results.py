@@ -7,6 +7,7 @@ measured on. Quick mode writes to a private temp folder, like figures.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import platform
 import time
@@ -28,7 +29,7 @@ def load() -> dict:
 
 def record(section: str, metrics: dict[str, float], *, dataset: str, notes: str = "") -> dict:
     """Store ``metrics`` under ``section`` (replacing an older entry) and rewrite RESULTS.md."""
-    bad = {k: v for k, v in metrics.items() if not isinstance(v, (int, float))}
+    bad = {k: v for k, v in metrics.items() if not isinstance(v, numbers.Real)}  # NumPy's scalars included
     if bad:
         raise ValueError(f"metrics must be numbers; not numbers: {bad}")
     entry = {

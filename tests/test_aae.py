@@ -206,3 +206,23 @@ def test_lr_decay_enters_the_key_only_when_used():
     model.on_epoch_end(1)  # after the second epoch: every rate times 0.5 ** 2
     rates = {name: opt.param_groups[0]["lr"] for name, opt in model.optimizers.items()}
     assert rates == pytest.approx({"recon": 2.5e-4, "disc": 5e-4, "gen": 5e-4})
+
+
+def test_instance_noise_blurs_both_samples_and_enters_the_key_only_when_used():
+    seen = []
+    disc = lambda v: seen.append(v) or v.sum(1, keepdim=True)  # noqa: E731
+    assert aae.instance_noise(disc, 0.0) is disc
+    torch.manual_seed(0)
+    aae.instance_noise(disc, 0.3)(torch.zeros(20_000, 4))
+    assert float(seen[-1].std()) == pytest.approx(0.3, rel=0.03) and abs(float(seen[-1].mean())) < 0.01
+    assert "disc_noise" not in _small().hparams
+    model = _small(n_classes=16, z_dim=4, disc_noise=0.3)
+    assert model.hparams["disc_noise"] == 0.3
+    # the categorical adversary sees noisy one-hot draws: its loss on the same batch differs from a noiseless twin's
+    twin = _small(n_classes=16, z_dim=4)
+    x = _images(16)
+    torch.manual_seed(1)
+    noisy = model.training_step((x,))["loss_d"]
+    torch.manual_seed(1)
+    clean = twin.training_step((x,))["loss_d"]
+    assert torch.isfinite(noisy) and not torch.isclose(noisy, clean)

@@ -1,6 +1,7 @@
 import json
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 
@@ -54,9 +55,10 @@ def test_results_record_and_markdown(monkeypatch, tmp_path):
     monkeypatch.setenv("DGSP_QUICK", "0")
     monkeypatch.setenv("DGSP_PUBLISH", "1")  # into the committed figures/, as make course does
     results.record("01_test", {"mse": 1.5, "angle": 2}, dataset="mnist5k")
-    results.record("02_test", {"nll": 90.0}, dataset="mnist")
+    results.record("02_test", {"nll": 90.0, "used": np.int64(7), "nmi": np.float32(0.5)}, dataset="mnist")
     table = json.loads((tmp_path / "figures" / "results.json").read_text())
     assert table["01_test"]["metrics"] == {"mse": 1.5, "angle": 2.0}
+    assert table["02_test"]["metrics"] == {"nll": 90.0, "used": 7.0, "nmi": 0.5}  # NumPy scalars become floats
     assert table["01_test"]["mode"] == "full" and table["01_test"]["dataset"] == "mnist5k"
     assert table["01_test"]["device"].startswith(str(dgsp.device()))
     md = (tmp_path / "figures" / "RESULTS.md").read_text()

@@ -112,6 +112,16 @@ def encoder_adversarial_loss(disc: Callable[[torch.Tensor], torch.Tensor], codes
     return generator_loss_nonsaturating(disc(codes).reshape(-1))
 
 
+def instance_noise(disc: Callable[[torch.Tensor], torch.Tensor], std: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """D that sees its input plus Gaussian noise of standard deviation ``std`` (*instance noise*, Sønderby et al.
+    2016; Arjovsky and Bottou 2017): real and fake samples are both blurred, so their distributions overlap and
+    D's gradient is informative everywhere. For the categorical adversary it matters most: the prior's one-hot
+    corners become smooth bumps, so a corner no code uses pulls the encoder's softmax towards it."""
+    if std == 0:
+        return disc
+    return lambda v: disc(v + std * torch.randn_like(v))
+
+
 def cluster_error(train_clusters: np.ndarray | torch.Tensor, train_labels: np.ndarray | torch.Tensor,
                   test_clusters: np.ndarray | torch.Tensor, test_labels: np.ndarray | torch.Tensor) -> float:
     """The paper's clustering error (Sec. 6): each cluster takes the majority label of the training points
@@ -142,7 +152,8 @@ class AAE(Model):
     y W + z instead of (y, z), where the rows of W are learned ``z_dim``-dimensional cluster heads kept at
     least ``head_margin`` apart by :func:`cluster_head_penalty`; :meth:`embed` returns y W + z.
     ``recon_lr`` and ``reg_lr`` are Adam's rates for phase 1 and for phases 2 and 3; every rate is multiplied by
-    ``lr_decay`` after each epoch (:meth:`dgsp.train.Model.on_epoch_end`).
+    ``lr_decay`` after each epoch (:meth:`dgsp.train.Model.on_epoch_end`). ``disc_noise`` > 0 adds Gaussian
+    noise of that standard deviation to every input of the code discriminators (:func:`instance_noise`).
     """
 
     def __init__(self, z_dim: int = 2, hidden: tuple[int, ...] = (512, 512), disc_hidden: tuple[int, ...] = (512, 512),
@@ -150,12 +161,14 @@ class AAE(Model):
                  n_classes: int = 0, supervised: bool = False, noise_dim: int = 8, recon_lr: float = 1e-3,
                  reg_lr: float = 1e-4, betas: tuple[float, float] = (0.5, 0.999), adversarial: bool = True,
                  cluster_heads: bool = False, head_margin: float = 6.0, lr_decay: float = 1.0,
-                 image_shape: tuple[int, int, int] = (1, 28, 28)):
+                 disc_noise: float = 0.0, image_shape: tuple[int, int, int] = (1, 28, 28)):
         extra = {}  # options added later enter the hyper-parameters (the cache key) only when used
         if cluster_heads:
             extra.update(cluster_heads=True, head_margin=head_margin)
         if lr_decay != 1.0:
             extra.update(lr_decay=lr_decay)
+        if disc_noise:
+            extra.update(disc_noise=disc_noise)
         super().__init__(z_dim=z_dim, hidden=list(hidden), disc_hidden=list(disc_hidden), posterior=posterior,
                          prior=prior, prior_scale=prior_scale, n_classes=n_classes, supervised=supervised,
                          noise_dim=noise_dim, recon_lr=recon_lr, reg_lr=reg_lr, betas=list(betas),
@@ -311,14 +324,16 @@ class AAE(Model):
             return logs
         # phase 2: regularisation, on fresh codes of the updated encoder
         out = self.encode_all(x)
-        loss_d = code_discriminator_loss(self.disc_z, self.sample_prior(len(x)), out["z"])
+        noise = self.hparams.get("disc_noise", 0.0)
+        disc_z, disc_y = instance_noise(self.disc_z, noise), instance_noise(self.disc_y, noise)
+        loss_d = code_discriminator_loss(disc_z, self.sample_prior(len(x)), out["z"])
         if self.label_head:
             prior_y = categorical_prior(len(x), self.n_classes).to(x.device)
-            loss_d = loss_d + code_discriminator_loss(self.disc_y, prior_y, out["y"])
+            loss_d = loss_d + code_discriminator_loss(disc_y, prior_y, out["y"])
         self._step("disc", loss_d)
-        loss_g = encoder_adversarial_loss(self.disc_z, out["z"])  # against the updated discriminator
+        loss_g = encoder_adversarial_loss(disc_z, out["z"])  # against the updated discriminator
         if self.label_head:
-            loss_g = loss_g + encoder_adversarial_loss(self.disc_y, out["y"])
+            loss_g = loss_g + encoder_adversarial_loss(disc_y, out["y"])
         self._step("gen", loss_g)
         logs.update(loss_d=loss_d.detach(), loss_g=loss_g.detach())
         # phase 3: semi-supervised classification on the labelled minibatch
