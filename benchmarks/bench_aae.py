@@ -17,6 +17,7 @@ Smoke test: python benchmarks/bench_aae.py --quick-check   (quick mode, embedded
 """
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -35,7 +36,7 @@ def timed(fn, *args, **kw):
     t0 = time.perf_counter()
     model = fn(*args, **kw)
     seconds = trained_seconds(model)
-    return model, time.perf_counter() - t0 if seconds != seconds else seconds
+    return model, time.perf_counter() - t0 if math.isnan(seconds) else seconds  # NaN: no logged time
 
 
 def main() -> None:
