@@ -132,6 +132,29 @@ def test_autoencoder_rows_and_random_encoder():
     assert torch.equal(a.features(x), b.features(x)) and not a.training
 
 
+def test_hidden_features_and_the_two_table_layers():
+    x = torch.rand(6, 1, 28, 28)
+    model = _small()
+    model.train()
+    hidden = model.hidden_features(x)
+    assert hidden.shape == (6, 32) and model.encoder.training      # read in eval mode, mode restored
+    model.encoder.eval()
+    with torch.no_grad():                                          # E(x) = the last linear layer of these features
+        assert torch.allclose(model.encoder.net[-2](hidden), model.encoder(x), atol=1e-6)
+        assert torch.equal(hidden, bigan.penultimate(model.encoder, x))
+    rows = [_small(), _small(bigan.LatentRegressor), _small(bigan.LatentRegressor, joint_weight=0.25),
+            _small(bigan.AutoencoderBaseline), _small(bigan.AutoencoderBaseline, loss="l1")]
+    hidden_rows, code_rows = (bigan.table_features(*rows, layer=layer) for layer in ("hidden", "code"))
+    assert list(hidden_rows) == ["BiGAN", "D", "LR", "JLR", "AE (l2)", "AE (l1)", "pixels", "random E"]
+    assert list(code_rows) == ["BiGAN", "LR", "JLR", "AE (l2)", "AE (l1)", "random E"]
+    assert {k: v(x).shape[1] for k, v in hidden_rows.items()} == {**{k: 32 for k in hidden_rows}, "pixels": 784}
+    assert {v(x).shape[1] for v in code_rows.values()} == {5}
+    with pytest.raises(ValueError, match="unknown layer 'output'"):
+        bigan.table_features(*rows, layer="output")
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 1, 28, 28\)"):
+        model.hidden_features(torch.zeros(3, 784))
+
+
 def test_bad_input_is_a_clear_error():
     model = _small()
     with pytest.raises(ValueError, match=r"expects input of shape \(N, 5\)"):
