@@ -248,12 +248,7 @@ class LatentRegressor(EncoderGenerator):
     def discriminator_features(self, x: torch.Tensor) -> torch.Tensor:
         """The GAN discriminator's last hidden layer on x (eval mode): Table 1's "D" features."""
         check_shape(x, (None, *self.data_shape), "discriminator_features", weight_dtype(self))
-        was = self.discriminator.training
-        self.discriminator.eval()
-        with torch.no_grad():
-            out = penultimate(self.discriminator, x.to(self.device))
-        self.discriminator.train(was)
-        return out
+        return self._eval(self.discriminator, x, penultimate)
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The GAN's D and G losses (eq. 1, non-saturating G) and the latent regression loss on one batch."""
