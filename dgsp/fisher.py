@@ -21,6 +21,7 @@ Johnson-Lindenstrauss-type map that needs O(P) memory, not a P x k matrix).
 """
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -71,11 +72,14 @@ def per_sample_gradients(model: nn.Module, x: torch.Tensor, params: Sequence[str
         return out.reshape(())
 
     per_row = vmap(grad(f), in_dims=(None, 0))
-    rows = []
-    for i in range(0, len(x), chunk):
+    sizes = [v.numel() for v in chosen.values()]
+    first = next(iter(chosen.values()))
+    grads = torch.empty(len(x), sum(sizes), device=first.device, dtype=first.dtype)
+    for i in range(0, len(x), chunk):  # each chunk's gradients are written once, straight into their columns
         g = per_row(chosen, x[i:i + chunk])
-        rows.append(torch.cat([g[k].reshape(len(g[k]), -1) for k in chosen], 1))
-    return torch.cat(rows)
+        for k, start, size in zip(chosen, itertools.accumulate([0] + sizes), sizes):
+            grads[i:i + len(g[k]), start:start + size] = g[k].reshape(len(g[k]), size)
+    return grads
 
 
 def mean_gradient(model: nn.Module, x: torch.Tensor, params: Sequence[str] | None = None,
@@ -143,7 +147,7 @@ def fisher_vectors_in_chunks(model: nn.Module, x: torch.Tensor, info_diag: torch
     """The AFVs of x, ``chunk`` rows at a time, for consumers that cannot hold all N x P of them."""
     scale = inverse_sqrt_information(info_diag)
     for i in range(0, len(x), chunk):
-        yield (per_sample_gradients(model, x[i:i + chunk], params, chunk) - centre) * scale
+        yield per_sample_gradients(model, x[i:i + chunk], params, chunk).sub_(centre).mul_(scale)  # in place
 
 
 def fisher_kernel(v_a: torch.Tensor, v_b: torch.Tensor) -> torch.Tensor:
