@@ -157,7 +157,8 @@ def main() -> None:
 
     # 4. the overfitting monitor
     if args.skip_overfit:
-        return finish(args, default, out, lines, dataset)
+        finish(args, default, out, lines, dataset)
+        return
     over = recipes.mnist_ebm_gan_overfit(dataset)
     _, gap_train = over.history.series("fisher_train")
     _, gap_held = over.history.series("fisher_held_out")

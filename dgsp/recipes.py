@@ -601,10 +601,10 @@ def mnist_ebm_gan(dataset: str | None = None, epochs: int | None = None):
 # other penalties (1e-4, 1e-2) moved none of these by more than 0.15 points on 10,000 digits. Nor is the probe
 # stopped short (2026-12-02, all 60,000 digits, the same recipe retrained on another CPU: AFVs 98.68%, D's features
 # 98.56%): 300 L-BFGS iterations instead of 100 give 98.71% and 98.53%, and a penalty of 1e-4 with 300 iterations
-# 98.70% and 98.55%. The sketch's cost,
-# measured first on lecture 3's WGAN-GP critic (36,513 coordinates; 10,000 training / 2,000 test digits, Adam probe):
-# accuracy 97.5% full, 97.3% at 16,384, 97.1% at 8,192, 96.1% at 4,096; Spearman agreement of pairwise distances
-# 0.999, 0.998, 0.997. bench_afv re-measures it on the EBM-GAN.
+# 98.70% and 98.55%. The sketch's cost, measured first on lecture 3's WGAN-GP critic (36,513 coordinates;
+# 10,000 training / 2,000 test digits, Adam probe): accuracy 97.5% full, 97.3% at 16,384, 97.1% at 8,192,
+# 96.1% at 4,096; Spearman agreement of pairwise distances 0.999, 0.998, 0.997. bench_afv re-measures it on the
+# EBM-GAN.
 AFV = dict(info_samples=by_mode(5000, 500), sketch_dim=by_mode(16384, 8192), exact=("net.0", "net.6"),
            nn_sketch_dim=2048, chunk=256)
 
