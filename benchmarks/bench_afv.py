@@ -62,7 +62,7 @@ def main() -> None:
     from dgsp import course_tables, fisher, metrics, recipes
 
     known = list(course_tables.REPRESENTATIONS)
-    if args.rows is not None and (not args.rows or set(args.rows) - set(known)):
+    if args.rows is not None and set(args.rows) - set(known):  # nargs="+": never an empty list
         raise SystemExit(f"--rows takes names from {known}; got {args.rows}")
     default = args.rows in (None, known) and not args.skip_overfit
     args.rows = args.rows or known
