@@ -96,6 +96,14 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def check_count(n: int, who: str, least: int = 1) -> int:
+    """``n`` as an ``int``; a ``ValueError`` naming ``who`` unless it is a whole number of at least ``least``
+    (a number of samples, of clusters, ...)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < least:
+        raise ValueError(f"{who} needs a whole number >= {least}, got {n!r}")
+    return int(n)
+
+
 def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Standard normal noise shaped like ``x`` on ``x``'s device. With a (CPU) ``generator`` the
     draw is made on the CPU and moved, so a seeded result is the same on every device."""

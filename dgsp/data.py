@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from dgsp.core import _TRUE, project_dir, rand_like
+from dgsp.core import _TRUE, check_count, project_dir, rand_like
 from dgsp.core import device as default_device
 
 SPLITS = ("train", "test")
@@ -302,6 +302,7 @@ class Toy2D:
 
     def sample(self, n: int, seed: int = 0, device=None) -> torch.Tensor:
         """Draw ``n`` points (float32, shape (n, 2)) with a seeded generator."""
+        n = check_count(n, f"toy {self.name!r}: sample(n)")
         g = torch.Generator().manual_seed(seed)
         x = self.sampler(n, g)
         return x.to(default_device() if device is None else device)

@@ -30,6 +30,8 @@ from typing import Callable
 
 import torch
 
+from dgsp.core import check_count
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -157,6 +159,7 @@ class GaussianMixture:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n draws (float64, shape (n, d))."""
+        n = check_count(n, "GaussianMixture.sample(n)")
         which = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         chol = torch.linalg.cholesky(self.covs)[which]
         eps = torch.randn(n, self.dim, 1, generator=generator, dtype=torch.float64)
@@ -211,6 +214,7 @@ class GaussianFit:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n draws (float64, shape (n, d)): mean + L ε with L the Cholesky factor of cov."""
+        n = check_count(n, "GaussianFit.sample(n)")
         eps = torch.randn(n, len(self.mean), generator=generator, dtype=torch.float64)
         return self.mean + eps @ torch.linalg.cholesky(self.cov).T
 

@@ -30,6 +30,8 @@ def _rows(x: torch.Tensor, who: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or len(x) == 0 or x.shape[1] == 0:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{who} expects points of shape (n, d) with n, d >= 1, got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"{who} expects floating-point points (it differentiates at them), got {x.dtype}")
     check_finite_rows(x, f"the points given to {who}")
     return x
 

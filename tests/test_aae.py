@@ -120,6 +120,9 @@ def test_clear_errors_before_training():
         fit(model, {"unlabelled": x, "labelled": (x, torch.arange(100) % 11)}, epochs=1, batch_size=10)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         fit(_small(), x * 255, epochs=1, batch_size=10)
+    for k in (0, 1, 2.5):  # a clustering run needs a whole number of clusters, checked before any data is loaded
+        with pytest.raises(ValueError, match=r"mnist_cluster_aae\(k\)"):
+            dgsp.recipes.mnist_cluster_aae(k)
 
 
 def test_adversary_pulls_the_codes_to_the_prior():

@@ -199,6 +199,8 @@ def test_filters_and_interpolation_panel():
         assert f.shape == (6, 1, 28, 28) and float(f.min()) == 0 and float(f.max()) == 1
     with pytest.raises(ValueError, match="pixels"):
         bigan.first_layer_filters(bigan.JointDiscriminator((2,), 1, (8,), None).net)
+    with pytest.raises(ValueError, match=r"first_layer_filters\(n\) needs a whole number"):
+        bigan.first_layer_filters(model.encoder, n=0)
     x = torch.rand(5, 1, 28, 28)
     out = widgets.interpolation_panel(model.eval(), x, 1, 3, steps=4)
     assert out["images"].shape == (4, 1, 28, 28) and out["codes"].shape == (4, 5)

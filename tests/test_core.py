@@ -90,3 +90,57 @@ def test_project_dir_finds_pyproject(monkeypatch):
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(root / "notebooks")
     assert dgsp.project_dir() == root
+
+
+def test_check_count_accepts_whole_numbers_and_names_the_caller():
+    from dgsp.core import check_count
+
+    assert check_count(3, "f(n)") == 3 and check_count(np.int64(2), "f(n)", least=2) == 2
+    for bad in (0, -1, 2.5, True, "3", None):
+        with pytest.raises(ValueError, match=r"f\(n\) needs a whole number >= 1"):
+            check_count(bad, "f(n)")
+    with pytest.raises(ValueError, match=">= 2, got 1"):
+        check_count(1, "f(n)", least=2)
+
+
+def _samplers():
+    """Every public way the course draws n samples, as (name, draw(n))."""
+    from dgsp import divergences as dv
+    from dgsp.models import aae, fisher_ae, gan, vae
+
+    mix = dv.bimodal(dim=2)
+    fit = dv.GaussianFit(mean=torch.zeros(2, dtype=torch.float64), cov=torch.eye(2, dtype=torch.float64),
+                         direction="forward")
+    prior = fisher_ae.FPEPrior(dim=2)
+    return {
+        "VAE.sample": vae.VAE().sample,
+        "GAN.noise": gan.make_model("nonsaturating").noise,
+        "GAN.sample": gan.make_model("wgan-gp").sample,
+        "AAE.sample": aae.AAE().sample,
+        "sample_prior": lambda n: aae.sample_prior("swiss_roll", n),
+        "categorical_prior": lambda n: aae.categorical_prior(n, 10),
+        "FPEPrior.sample": lambda n: prior.sample(n, steps=1),
+        "FPEPrior.sample_exact": prior.sample_exact,
+        "toy sample": dgsp.data.toy("ring8").sample,
+        "GaussianMixture.sample": mix.sample,
+        "GaussianFit.sample": fit.sample,
+        "gan_snapshot_codes": dgsp.recipes.gan_snapshot_codes,
+    }
+
+
+@pytest.mark.parametrize("name", list(_samplers()))
+def test_sampling_zero_negative_or_fractional_counts_is_a_clear_error(name):
+    draw = _samplers()[name]
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="whole number"):
+            draw(bad)
+    assert len(draw(4)) == 4
+
+
+def test_cluster_count_and_empty_cluster_error_are_clear_errors():
+    from dgsp.models.aae import categorical_prior, cluster_error
+
+    with pytest.raises(ValueError, match=r"categorical_prior\(k\)"):
+        categorical_prior(5, 0)
+    with pytest.raises(ValueError, match="needs training and test points"):
+        cluster_error([], [], [0], [0])

@@ -38,8 +38,11 @@ def test_fpe_prior_bad_input():
         FPEPrior(2, eta=torch.zeros(2, 4))
     with pytest.raises(ValueError, match="FPE prior"):
         FPEPrior(8).score(torch.zeros(4, 3))  # a latent of the wrong size
-    with pytest.raises(ValueError, match="n >= 2"):
+    with pytest.raises(ValueError, match=r"FPEPrior.sample\(n\) needs a whole number >= 2"):
         FPEPrior(2).sample(1)
+    for n in (0, 1):  # zero is not "use the default"
+        with pytest.raises(ValueError, match=r"svgd_bimodal\(n\)"):
+            recipes.svgd_bimodal(n, steps=1)
 
 
 def test_stability_term_against_finite_differences():

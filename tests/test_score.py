@@ -102,3 +102,8 @@ def test_score_matching_by_autograd_and_grid_moments():
     assert torch.allclose(m, mean, atol=1e-6) and torch.allclose(c, cov, atol=1e-4)
     with pytest.raises(ValueError, match="hi > lo"):
         score.grid_moments(lambda z: z.sum(1), 1.0, 0.0)
+
+
+def test_integer_points_are_a_clear_error():
+    with pytest.raises(ValueError, match="floating-point points"):
+        score.hyvarinen_score(lambda x: -(x ** 2).sum(1) / 2, torch.ones(4, 2, dtype=torch.long))

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from dgsp.adversarial import discriminator_loss, generator_loss_nonsaturating
-from dgsp.core import randn_like
+from dgsp.core import check_count, randn_like
 from dgsp.data import check_images
 from dgsp.nets import MLP, check_shape
 from dgsp.train import Model
@@ -81,6 +81,7 @@ def sample_prior(name: str, n: int, dim: int = 2, generator: torch.Generator | N
         raise ValueError(f"unknown prior {name!r}; choose one of {sorted(PRIORS)}")
     if name != "gaussian" and dim != 2:
         raise ValueError(f"the {name} prior is 2-D; got dim={dim}")
+    n = check_count(n, f"sample_prior({name!r}, n)")
     if name == "gaussian":
         return gaussian_prior(n, dim, generator)
     return PRIORS[name](n, generator=generator)
@@ -88,6 +89,7 @@ def sample_prior(name: str, n: int, dim: int = 2, generator: torch.Generator | N
 
 def categorical_prior(n: int, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """n one-hot draws of Cat(1/k, ..., 1/k), shape (n, k) (the label prior of Sec. 5-6)."""
+    n, k = check_count(n, "categorical_prior(n)"), check_count(k, "categorical_prior(k)")
     return F.one_hot(torch.randint(k, (n,), generator=generator), k).float()
 
 
@@ -132,6 +134,8 @@ def cluster_error(train_clusters: np.ndarray | torch.Tensor, train_labels: np.nd
     if len(trc) != len(trl) or len(tec) != len(tel):
         raise ValueError(f"clusters and labels must have the same length, got {len(trc)}/{len(trl)} (train) "
                          f"and {len(tec)}/{len(tel)} (test)")
+    if len(trc) == 0 or len(tec) == 0:
+        raise ValueError(f"cluster_error needs training and test points, got {len(trc)} and {len(tec)}")
     label_of = {c: np.bincount(trl[trc == c]).argmax() for c in np.unique(trc)}
     predicted = np.array([label_of.get(c, -1) for c in tec])
     return float((predicted != tel).mean())

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from dgsp.adversarial import discriminator_loss, generator_loss_nonsaturating
-from dgsp.core import rand_like
+from dgsp.core import check_count, rand_like
 from dgsp.data import check_images
 from dgsp.divergences import js_grid
 from dgsp.models.gan import optimal_discriminator
@@ -412,6 +412,7 @@ def first_layer_filters(net: MLP, n: int = 36, image_shape: Sequence[int] = (28,
     """The first linear layer's weights as images (Figure 3's shape): for E and D, rows of W (what a unit looks
     for in x; D's rows are cut to their x part), for G, columns of the last layer's W (what a unit paints).
     ``n`` units drawn with ``seed``, each scaled to [0, 1] for display; shape (n, 1, *image_shape)."""
+    n = check_count(n, "first_layer_filters(n)")
     linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
     size = int(torch.Size(image_shape).numel())
     if linears[0].in_features >= size:

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dgsp.core import randn_like
+from dgsp.core import check_count, randn_like
 from dgsp.data import check_images
 from dgsp.nets import MLP, check_shape
 from dgsp.score import check_normalisable, poly_log_density, svgd
@@ -104,6 +104,7 @@ class FPEPrior(nn.Module):
                      points: int = 24_001) -> torch.Tensor:
         """n exact draws (up to the grid's resolution): because p_η factorises, each coordinate is drawn
         independently by inverting its 1-D distribution function, tabulated on a grid over [lo, hi]."""
+        n = check_count(n, "FPEPrior.sample_exact(n)")
         grid = torch.linspace(lo, hi, points, dtype=torch.float64)
         u = torch.rand(n, self.dim, generator=generator, dtype=torch.float64)
         cols = []
@@ -116,8 +117,7 @@ class FPEPrior(nn.Module):
     def sample(self, n: int, steps: int = 15_000, step_size: float = 1e-3,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """n draws by SVGD (Sec. 4): particles from N(0, I), moved ``steps`` times with ``step_size``."""
-        if n < 2:
-            raise ValueError(f"SVGD moves a set of particles: ask for n >= 2, got {n}")
+        n = check_count(n, "SVGD moves a set of particles: FPEPrior.sample(n)", least=2)
         z0 = randn_like(torch.empty(n, self.dim, device=self.eta.device), generator)
         with torch.no_grad():
             z, _ = svgd(self.score, z0, steps=steps, step_size=step_size)

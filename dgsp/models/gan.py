@@ -40,7 +40,7 @@ from torch import nn
 
 from dgsp.adversarial import (GENERATOR_LOSSES, clip_weights, critic_loss, discriminator_loss, gradient_penalty,
                               has_batch_norm, wasserstein_generator_loss)
-from dgsp.core import randn_like
+from dgsp.core import check_count, randn_like
 from dgsp.divergences import js_grid
 from dgsp.nets import MLP, ConvDecoder, ConvEncoder
 from dgsp.train import Model
@@ -219,6 +219,7 @@ class AdversarialModel(Model):
     # -- sampling
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ N(0, I), shape (n, latent_dim); with a (CPU) ``generator`` the draw is reproducible."""
+        n = check_count(n, f"{type(self).__name__}.noise(n)")
         return randn_like(torch.empty(n, self.latent_dim, device=self.device), generator)
 
     def score(self, x: torch.Tensor) -> torch.Tensor:

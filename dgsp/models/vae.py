@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dgsp.core import rand_like, randn_like
+from dgsp.core import check_count, rand_like, randn_like
 from dgsp.data import binarize as dynamic_binarize
 from dgsp.data import check_images
 from dgsp.divergences import gaussian_kl, log_normal_diag
@@ -163,6 +163,7 @@ class VAE(Model):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, mean: bool = True) -> torch.Tensor:
         """n images from the model: z ~ N(0, I), then E[x|z] (``mean=True``) or a draw x ~ p(x|z)."""
+        n = check_count(n, f"{type(self).__name__}.sample(n)")
         z = randn_like(torch.empty(n, self.z_dim, device=self.device), generator)
         probs = self.mean_image(z)
         if mean:
