@@ -191,11 +191,20 @@ def _as_2d(x: torch.Tensor | np.ndarray) -> torch.Tensor:
     return x.detach().flatten(1).double().cpu() if x.dim() > 1 else x.detach().double().cpu()[:, None]
 
 
-def median_bandwidth(x: torch.Tensor, y: torch.Tensor, max_points: int = 2000) -> float:
-    """The median heuristic: sigma = median pairwise distance in the pooled sample (Gretton et al. 2012, Sec. 8)."""
-    z = torch.cat([_as_2d(x)[:max_points // 2], _as_2d(y)[:max_points // 2]])
+def _median_distance(z: torch.Tensor) -> float:
     d = torch.cdist(z, z)
     return float(d[torch.triu(torch.ones_like(d, dtype=torch.bool), diagonal=1)].median())
+
+
+def median_bandwidth(x: torch.Tensor, y: torch.Tensor, max_points: int = 2000) -> float:
+    """The median heuristic: sigma = median pairwise distance in the pooled sample (Gretton et al. 2012, Sec. 8)."""
+    return _median_distance(torch.cat([_as_2d(x)[:max_points // 2], _as_2d(y)[:max_points // 2]]))
+
+
+def reference_bandwidth(y: torch.Tensor, max_points: int = 2000) -> float:
+    """sigma = median pairwise distance within the reference sample ``y`` alone (e.g. draws of a prior): one kernel
+    for every sample compared with that reference, so that their MMDs are measured in the same units."""
+    return _median_distance(_as_2d(y)[:max_points])
 
 
 def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidth: float | str = "median") -> float:
@@ -205,7 +214,9 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidth: float | str = "median") ->
         MMD_u^2 = 1/(m(m-1)) sum_{i!=j} k(x_i, x_j) + 1/(n(n-1)) sum_{i!=j} k(y_i, y_j) - 2/(mn) sum_{i,j} k(x_i, y_j).
 
     Its expectation is 0 when x and y come from the same distribution (so it can be slightly
-    negative), and positive otherwise. ``bandwidth="median"`` uses :func:`median_bandwidth`.
+    negative), and positive otherwise. ``bandwidth="median"`` uses :func:`median_bandwidth` (the pooled sample's
+    median distance, which changes with x); ``"reference"`` uses :func:`reference_bandwidth` of y alone, the choice
+    when several samples x are scored against the same y.
     """
     x, y = _as_2d(x), _as_2d(y)
     if x.shape[1] != y.shape[1]:
@@ -213,7 +224,14 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidth: float | str = "median") ->
     m, n = len(x), len(y)
     if m < 2 or n < 2:
         raise ValueError("mmd2 needs at least two points in each sample")
-    sigma = median_bandwidth(x, y) if bandwidth == "median" else float(bandwidth)
+    if bandwidth == "median":
+        sigma = median_bandwidth(x, y)
+    elif bandwidth == "reference":
+        sigma = reference_bandwidth(y)
+    elif isinstance(bandwidth, str):
+        raise ValueError(f"unknown bandwidth {bandwidth!r}; give a number, 'median' or 'reference'")
+    else:
+        sigma = float(bandwidth)
     if not sigma > 0:
         raise ValueError(f"bandwidth must be positive, got {sigma}")
 

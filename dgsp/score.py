@@ -11,7 +11,7 @@ References
 * Elkhalil, Hasan, Ding, Farsiu and Tarokh (2021), *Fisher Auto-Encoders*, AISTATS: the Fisher divergence (eq. 4),
   its expansion into the Hyvärinen score (eq. 5-6), and the polynomial exponential family (eq. 13).
 * Liu and Wang (2016), *Stein Variational Gradient Descent*, NeurIPS: the update phi(x) (their eq. 8 and
-  Algorithm 1) with an RBF kernel and the median-heuristic bandwidth h = med^2 / log n.
+  Algorithm 1) with an RBF kernel and the median-heuristic bandwidth h = med^2 / log(n + 1).
 """
 from __future__ import annotations
 

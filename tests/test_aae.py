@@ -229,3 +229,13 @@ def test_instance_noise_blurs_both_samples_and_enters_the_key_only_when_used():
     torch.manual_seed(1)
     clean = twin.training_step((x,))["loss_d"]
     assert torch.isfinite(noisy) and not torch.isclose(noisy, clean)
+
+
+def test_gaussian_posterior_exposes_its_log_variance():
+    x = _images(6)
+    out = _small(posterior="gaussian", z_dim=3).encode_all(x, generator=torch.Generator().manual_seed(0))
+    assert out["logvar"].shape == (6, 3)
+    sigma = (0.5 * out["logvar"]).exp()
+    eps = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out["z"], out["mu"] + sigma * eps, atol=1e-6)  # z is the reparameterised draw
+    assert "logvar" not in _small(posterior="deterministic").encode_all(x)

@@ -116,6 +116,23 @@ def test_mmd_equal_and_different_distributions():
     assert diff > max(same)
 
 
+def test_mmd_reference_bandwidth_is_the_same_kernel_for_every_sample():
+    g = torch.Generator().manual_seed(1)
+    prior = torch.randn(300, 2, generator=g)
+    near, far = torch.randn(300, 2, generator=g) * 1.2, torch.randn(300, 2, generator=g) * 20.0
+    sigma = metrics.reference_bandwidth(prior)
+    assert 1.3 < sigma < 2.2  # the median distance of two N(0, I_2) points is sqrt(2 * 2 log 2) = 1.67
+    for x in (near, far):  # "reference" is the prior's own kernel whatever x is; "median" widens with a spread x
+        assert metrics.mmd2(x, prior, "reference") == pytest.approx(metrics.mmd2(x, prior, sigma), rel=1e-12)
+    assert metrics.median_bandwidth(far, prior) > 5 * sigma
+    # the pooled median widens the kernel and shrinks the far sample's discrepancy; with the prior's kernel it is
+    # E k(p, p') = 1 / (1 + 2 / sigma^2) = 0.58 (the far points see neither the prior nor, almost, each other)
+    assert metrics.mmd2(far, prior, "reference") == pytest.approx(1 / (1 + 2 / sigma ** 2), abs=0.03)
+    assert metrics.mmd2(far, prior, "reference") > 1.5 * metrics.mmd2(far, prior, "median")
+    with pytest.raises(ValueError, match="unknown bandwidth 'widest'"):
+        metrics.mmd2(near, prior, "widest")
+
+
 def test_mode_coverage_known_answer():
     modes = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
     std = 0.1

@@ -66,7 +66,8 @@ def swiss_roll_prior(n: int, turns: float = 1.5, noise: float = 0.05, generator:
     """n draws on a 2-D swiss roll: t ~ U[0, 1] along the curve, radius growing with t, a little Gaussian noise.
     ``position`` (n,) in [0, 1] places the points instead of drawing t."""
     t = torch.rand(n, generator=generator) if position is None else position.float()
-    angle = 2 * math.pi * turns * torch.sqrt(t)  # sqrt: uniform density per unit length of the spiral
+    angle = 2 * math.pi * turns * torch.sqrt(t)  # sqrt spreads the points outwards; per unit length of the
+    # spiral they are densest at the outer end and thin out towards the centre (the radius starts at 0.5)
     r = 0.5 + 3.5 * torch.sqrt(t)
     return torch.stack([r * angle.cos(), r * angle.sin()], 1) + noise * _normal(n, 2, generator)
 
@@ -219,8 +220,9 @@ class AAE(Model):
 
     # -- the two maps
     def encode_all(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """The encoder's outputs: ``z`` (a draw of q(z|x)), ``mu`` (its mean or the deterministic code) and,
-        with a label head, ``y_logits`` and ``y`` = softmax(y_logits)."""
+        """The encoder's outputs: ``z`` (a draw of q(z|x)), ``mu`` (its mean or the deterministic code), with a
+        Gaussian posterior ``logvar`` (log sigma^2 of q(z|x)) and, with a label head, ``y_logits`` and
+        ``y`` = softmax(y_logits)."""
         check_shape(x, (None, *self.image_shape), type(self).__name__)
         h = self.hparams
         inp = x.flatten(1)
@@ -235,6 +237,8 @@ class AAE(Model):
         else:
             mu = z = out
         res = {"z": z, "mu": mu}
+        if h["posterior"] == "gaussian":
+            res["logvar"] = logvar
         if self.label_head:
             res.update(y_logits=y_logits, y=torch.softmax(y_logits, 1))
         return res

@@ -8,15 +8,17 @@ learn an encoder without a joint game (latent regressor LR, joint latent regress
 References
 ----------
 * Donahue, Krähenbühl and Darrell (2017), *Adversarial Feature Learning*, ICLR (slides by P. Ménard, 2018):
-  the value V(D, G, E) (eq. 2 of the paper, slide "Minimax objective"), the optimal discriminator
-  D*_EG = dP_EX / d(P_EX + P_GZ) (Prop. 1), V(D*, G, E) = 2 JS(P_EX || P_GZ) - log 4 in their unweighted
-  convention (Prop. 1; the slides' 1/2-weighted V gives JS - log 2), the global optimum P_EX = P_GZ, the
+  the value V(D, G, E) (eq. 3 of the paper; the game min_{G,E} max_D V is eq. 2; slide "Minimax objective"),
+  the optimal discriminator D*_EG = dP_EX / d(P_EX + P_GZ) (Prop. 1), V(D*, G, E) = 2 JS(P_EX || P_GZ) - log 4
+  in their unweighted convention (Prop. 2; the slides' 1/2-weighted V gives JS - log 2), the global optimum P_EX = P_GZ, the
   inversion theorem G(E(x)) = x and E(G(z)) = z almost surely (Thm. 2), the "inverted" non-saturating
   objective (Sec. 3.4), the latent regressor baselines (Sec. 4.1) and the MNIST 1-NN table (Table 1).
 * Their released code (jeffdonahue/bigan, ``train_mnist.sh``) for the settings the paper leaves out: a
   50-d uniform latent on [-1, 1], 1024-1024 fully connected networks with batch norm, Adam with lr 2e-4 and
   beta1 = 0.5, L2 weight decay 2.5e-5, latent-regression costs averaged over the latent's dimensions, and
-  JLR's weight 0.25 on the gradient that the latent loss sends to G.
+  JLR's weight 0.25 on the gradient that the latent loss sends to G. Where the course differs from that code
+  (batch norm on every hidden layer, z entering D at its input, a linear encoder output, a squared error for
+  the latent regressors instead of its sigmoid cross-entropy), lecture 5's settings table says so.
 """
 from __future__ import annotations
 
@@ -225,7 +227,8 @@ class BiGAN(EncoderGenerator):
 
 class LatentRegressor(EncoderGenerator):
     """The latent regressor baselines of Sec. 4.1: a plain GAN (G against D(x)), and an encoder trained to
-    regress z from G(z): min_E E_z ||E(G(z)) - z||^2 / d.
+    regress z from G(z): min_E E_z ||E(G(z)) - z||^2 / d (the authors' code uses a sigmoid cross-entropy
+    between sigmoid(E(G(z))) and (z + 1) / 2 instead).
 
     ``joint_weight = 0`` is LR: G never sees the regression loss, so G and D are an ordinary GAN (whose D's
     penultimate features are Table 1's "D" row). ``joint_weight > 0`` is JLR: G also descends the regression
@@ -267,7 +270,8 @@ class LatentRegressor(EncoderGenerator):
 
 
 def latent_regression_loss(z_hat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """||E(G(z)) - z||^2 averaged over the latent's dimensions and the batch (Sec. 4.1, LR and JLR)."""
+    """||E(G(z)) - z||^2 averaged over the latent's dimensions and the batch (Sec. 4.1, LR and JLR; the course's
+    choice of loss, where the authors' code has a sigmoid cross-entropy)."""
     if z_hat.shape != z.shape:
         raise ValueError(f"predicted codes {tuple(z_hat.shape)} and codes {tuple(z.shape)} differ in shape")
     return ((z_hat - z) ** 2).mean()
@@ -398,8 +402,10 @@ def one_nn_table(features: dict[str, Callable[[torch.Tensor], torch.Tensor]], x_
 
 # ----------------------------------------------------------------------------- the toy: a curve with a 1-D latent
 def curve(n: int, seed: int = 0, noise: float = 0.02, device: Any = "cpu") -> torch.Tensor:
-    """n points near the curve t -> (t, 0.6 sin(pi t)), t ~ U[-1, 1]: a 1-D manifold in the plane that a BiGAN
-    with a 1-D uniform latent can represent exactly (G(z) = the curve at z, E = its inverse)."""
+    """n points near the curve t -> (t, 0.6 sin(pi t)), t ~ U[-1, 1], plus Gaussian noise of std ``noise``: a
+    1-D manifold in the plane that a BiGAN with a 1-D uniform latent can represent up to the noise (G(z) = the
+    curve at z, E = its inverse; with noise > 0 the data are 2-D and the exact optimum P_XE = P_GZ is out of
+    reach)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     g = torch.Generator().manual_seed(seed)

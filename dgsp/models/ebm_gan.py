@@ -11,12 +11,13 @@ with equality when q ∝ exp(D). Training alternates, in the order of eq. 3:
    KL(p_G || p_D) up to log Z. The entropy has no closed form for an implicit p_G; the course uses the
    Kozachenko-Leonenko nearest-neighbour estimate (:func:`knn_entropy`), differentiable in the samples, weighted
    by ``entropy`` (1 is eq. 3 exactly). The paper notes that practice replaces H(p_G) by batch norm in G; the
-   MNIST generator has both.
+   toys use the estimate, the MNIST generator only its batch norm (``entropy=0``, see dgsp.recipes.EBM_MNIST).
 2. **D takes one step down the bound** (the outer min): loss E_z D(G(z)) - E_data D(x), the maximum-likelihood
    gradient of the EBM with the model expectation estimated by G's samples. Two stabilisers keep that game
    bounded: a penalty alpha E[D(x)^2 + D(G(z))^2] on the energies' size (Du and Mordatch 2019, Sec. 3.3) and a
    zero-centred gradient penalty r1/2 E_data ||grad_x D(x)||^2 on the data (Mescheder et al. 2018, eq. 9), which
-   costs nothing at the peaks of a density, where the true log-density is flat. ``gp`` adds instead (or as well)
+   penalises sharpness: at the true log-density of a Gaussian mode of width sigma in d dimensions it costs
+   r1 d / (2 sigma^2). ``gp`` adds instead (or as well)
    lecture 3's gradient penalty on interpolates (Gulrajani et al. 2017), which keeps D close to 1-Lipschitz: a
    smoother, blunter density, and a richer feature map (see :data:`dgsp.recipes.EBM_MNIST`).
 
