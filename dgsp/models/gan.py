@@ -297,8 +297,9 @@ class WGAN(AdversarialModel):
     """Arjovsky et al. (2017), Algorithm 1: n_critic RMSProp steps on the critic with weight clipping
     to [-c, c], then one RMSProp step on the generator. Defaults lr 5e-5, c 0.01, n_critic 5.
 
-    The logged ``wasserstein`` is E f(x) - E f(G(z)) on the last critic batch: an estimate of
-    K * W(P_r, P_theta), K the (unknown) Lipschitz constant the clipping allows (eq. 3).
+    The logged ``wasserstein`` is E f(x) - E f(G(z)) on the last critic batch. Its best value is at most
+    K * W(P_r, P_theta), K the (unknown) Lipschitz constant the clipping allows, and proportional to W only if
+    the clipped networks contain a maximiser (eq. 3).
     """
 
     def __init__(self, data_shape: Sequence[int] = (2,), latent_dim: int = 8, arch: str = "mlp",
@@ -383,8 +384,8 @@ TOY_LR = {"minimax": 1e-3, "nonsaturating": 1e-3, "wgan": 5e-4, "wgan-gp": 1e-3}
 def toy_recipe(loss: str, *, gen_steps: int, n_data: int, m: int = 256, final_lr: float = 0.05,
                **overrides: Any) -> tuple[AdversarialModel, dict[str, int]]:
     """The course's setting for the 2-D mixtures, after the toy experiments of Gulrajani et al. (2017, Sec. 3
-    and Fig. 1, and their released toy code): ReLU MLPs with three hidden layers of 128 units, a 2-d latent
-    code, m = 256 samples per discriminator step, Adam with beta1 = 0.5 (RMSProp for clipped WGAN), and for
+    and Fig. 1, and their released toy code): MLPs with three hidden layers (512 units in their code, 128 here;
+    a ReLU generator, a LeakyReLU discriminator), a 2-d latent code, m = 256 samples per discriminator step, Adam with beta1 = 0.5 (RMSProp for clipped WGAN), and for
     WGAN-GP the toy penalty weight lam = 0.1 (10 is their value for images). The learning rate is
     ``TOY_LR[loss]`` for the first half of the run, then decays geometrically to ``final_lr`` times that by
     the end, which lets the generator settle its samples onto the modes.
