@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dgsp.core import check_count
 from dgsp.data import check_finite_rows
 from dgsp.nets import check_shape
 from dgsp.train import Model, fit
@@ -28,8 +29,7 @@ def sample_in_chunks(sample: Callable[..., torch.Tensor], n: int, chunk: int = 5
     """``n`` samples from ``sample(m, generator=...)`` (any course model's ``sample``), drawn ``chunk`` at a time
     with one generator seeded by ``seed``, so an evaluation gives the same numbers whatever ran before it
     (``seed=None``: torch's global generator)."""
-    if n <= 0 or chunk <= 0:
-        raise ValueError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
+    n, chunk = check_count(n, "sample_in_chunks(n)"), check_count(chunk, "sample_in_chunks(chunk)")
     g = None if seed is None else torch.Generator().manual_seed(seed)
     return torch.cat([sample(min(chunk, n - i), generator=g) for i in range(0, n, chunk)])
 

@@ -173,7 +173,7 @@ def test_bad_input_is_a_clear_error():
         bigan.BiGAN(latent_dim=0)
     with pytest.raises(ValueError, match="joint_weight"):
         bigan.LatentRegressor(joint_weight=-1)
-    with pytest.raises(ValueError, match="n >= 1"):
+    with pytest.raises(ValueError, match=r"uniform_latent\(n\) needs a whole number >= 1"):
         bigan.uniform_latent(0, 3)
     with pytest.raises(ValueError, match="at least 2 steps"):
         bigan.interpolate_codes(torch.zeros(3), torch.ones(3), 1)

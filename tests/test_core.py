@@ -106,7 +106,7 @@ def test_check_count_accepts_whole_numbers_and_names_the_caller():
 def _samplers():
     """Every public way the course draws n samples, as (name, draw(n))."""
     from dgsp import divergences as dv
-    from dgsp.models import aae, fisher_ae, gan, vae
+    from dgsp.models import aae, bigan, fisher_ae, gan, vae
 
     mix = dv.bimodal(dim=2)
     fit = dv.GaussianFit(mean=torch.zeros(2, dtype=torch.float64), cov=torch.eye(2, dtype=torch.float64),
@@ -125,6 +125,9 @@ def _samplers():
         "GaussianMixture.sample": mix.sample,
         "GaussianFit.sample": fit.sample,
         "gan_snapshot_codes": dgsp.recipes.gan_snapshot_codes,
+        "uniform_latent": lambda n: bigan.uniform_latent(n, 3),
+        "bigan.curve": bigan.curve,
+        "sample_in_chunks": lambda n: dgsp.metrics.sample_in_chunks(lambda m, generator: torch.zeros(m, 2), n),
     }
 
 

@@ -61,8 +61,7 @@ def joint_js(p_xe: torch.Tensor, p_gz: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- networks (paper Sec. 4.1, App. C)
 def uniform_latent(n: int, dim: int, device: Any = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
     """z ~ U[-1, 1]^dim, shape (n, dim); with a (CPU) ``generator`` the draw is reproducible on any device."""
-    if n < 1 or dim < 1:
-        raise ValueError(f"need n >= 1 codes of dim >= 1, got n={n}, dim={dim}")
+    n, dim = check_count(n, "uniform_latent(n)"), check_count(dim, "uniform_latent(dim)")
     return 2 * rand_like(torch.empty(n, dim, device=device), generator) - 1
 
 
@@ -406,8 +405,7 @@ def curve(n: int, seed: int = 0, noise: float = 0.02, device: Any = "cpu") -> to
     1-D manifold in the plane that a BiGAN with a 1-D uniform latent can represent up to the noise (G(z) = the
     curve at z, E = its inverse; with noise > 0 the data are 2-D and the exact optimum P_XE = P_GZ is out of
     reach)."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    n = check_count(n, "curve(n)")
     g = torch.Generator().manual_seed(seed)
     t = 2 * torch.rand(n, generator=g) - 1
     x = torch.stack([t, 0.6 * torch.sin(torch.pi * t)], 1)
