@@ -10,7 +10,8 @@ References
 * Donahue, Krähenbühl and Darrell (2017), *Adversarial Feature Learning*, ICLR (slides by P. Ménard, 2018):
   the value V(D, G, E) (eq. 3 of the paper; the game min_{G,E} max_D V is eq. 2; slide "Minimax objective"),
   the optimal discriminator D*_EG = dP_EX / d(P_EX + P_GZ) (Prop. 1), V(D*, G, E) = 2 JS(P_EX || P_GZ) - log 4
-  in their unweighted convention (Prop. 2; the slides' 1/2-weighted V gives JS - log 2), the global optimum P_EX = P_GZ, the
+  in their unweighted convention (Prop. 2; the slides' 1/2-weighted V gives JS - log 2), the global optimum
+  P_EX = P_GZ, the
   inversion theorem G(E(x)) = x and E(G(z)) = z almost surely (Thm. 2), the "inverted" non-saturating
   objective (Sec. 3.4), the latent regressor baselines (Sec. 4.1) and the MNIST 1-NN table (Table 1).
 * Their released code (jeffdonahue/bigan, ``train_mnist.sh``) for the settings the paper leaves out: a

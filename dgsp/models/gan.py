@@ -385,10 +385,10 @@ def toy_recipe(loss: str, *, gen_steps: int, n_data: int, m: int = 256, final_lr
                **overrides: Any) -> tuple[AdversarialModel, dict[str, int]]:
     """The course's setting for the 2-D mixtures, after the toy experiments of Gulrajani et al. (2017, Sec. 3
     and Fig. 1, and their released toy code): MLPs with three hidden layers (512 units in their code, 128 here;
-    a ReLU generator, a LeakyReLU discriminator), a 2-d latent code, m = 256 samples per discriminator step, Adam with beta1 = 0.5 (RMSProp for clipped WGAN), and for
-    WGAN-GP the toy penalty weight lam = 0.1 (10 is their value for images). The learning rate is
-    ``TOY_LR[loss]`` for the first half of the run, then decays geometrically to ``final_lr`` times that by
-    the end, which lets the generator settle its samples onto the modes.
+    a ReLU generator, a LeakyReLU discriminator), a 2-d latent code, m = 256 samples per discriminator step,
+    Adam with beta1 = 0.5 (RMSProp for clipped WGAN), and for WGAN-GP the toy penalty weight lam = 0.1 (10 is
+    their value for images). The learning rate is ``TOY_LR[loss]`` for the first half of the run, then decays
+    geometrically to ``final_lr`` times that by the end, which lets the generator settle its samples onto the modes.
 
     Returns the model and the ``fit`` arguments (``epochs``, ``batch_size``) that give about ``gen_steps``
     generator updates on ``n_data`` training points. ``overrides`` go to :func:`make_model`.
