@@ -96,6 +96,27 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+_CHECKED_DEPTH = 0
+
+
+@contextlib.contextmanager
+def inputs_checked() -> Iterator[None]:
+    """Inside this block the models' public entry points (``encode`` and the like) skip their NaN/inf test:
+    whoever opened it has checked its data once. :func:`dgsp.train.fit` does, so that a training step never
+    makes the host wait for a GPU to test a batch that came from data already checked."""
+    global _CHECKED_DEPTH
+    _CHECKED_DEPTH += 1
+    try:
+        yield
+    finally:
+        _CHECKED_DEPTH -= 1
+
+
+def inputs_are_checked() -> bool:
+    """True inside :func:`inputs_checked`."""
+    return _CHECKED_DEPTH > 0
+
+
 def check_count(n: int, who: str, least: int = 1) -> int:
     """``n`` as an ``int``; a ``ValueError`` naming ``who`` unless it is a whole number of at least ``least``
     (a number of samples, of clusters, ...)."""

@@ -310,7 +310,7 @@ class DigitClassifier(Model):
         self.optimizers = {"clf": torch.optim.Adam(self.parameters(), lr=lr)}
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, 1, 28, 28), type(self).__name__)
+        check_shape(x, (None, 1, 28, 28), type(self).__name__, finite=True)
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from dgsp.core import inputs_are_checked
+from dgsp.data import check_finite_rows
+
 ACTIVATIONS = {
     "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid, "elu": nn.ELU, "softplus": nn.Softplus, "identity": nn.Identity,
@@ -27,9 +30,10 @@ def activation(name: str | None) -> nn.Module:
 
 
 def check_shape(x: torch.Tensor, expected: Sequence[int | None], who: str,
-                dtype: torch.dtype | None = None) -> None:
+                dtype: torch.dtype | None = None, finite: bool = False) -> None:
     """Raise a clear error unless ``x.shape`` matches ``expected`` (None = any size) and, if given, ``x`` has
-    the floating-point ``dtype`` of the network's weights."""
+    the floating-point ``dtype`` of the network's weights. ``finite=True`` (the models' public entry points, e.g.
+    ``encode``) also rejects NaN or inf rows, except inside :func:`dgsp.core.inputs_checked` (training)."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{who} expects a torch.Tensor, got {type(x).__name__}")
     ok = x.dim() == len(expected) and all(e is None or e == s for e, s in zip(expected, x.shape))
@@ -38,6 +42,8 @@ def check_shape(x: torch.Tensor, expected: Sequence[int | None], who: str,
         raise ValueError(f"{who} expects input of shape {want}, got {tuple(x.shape)}")
     if dtype is not None and x.dtype != dtype:
         raise ValueError(f"{who} has {dtype} weights but got {x.dtype} input; convert it with x.to({dtype})")
+    if finite and not inputs_are_checked():
+        check_finite_rows(x, f"the input given to {who}")
 
 
 def weight_dtype(net: nn.Module) -> torch.dtype | None:

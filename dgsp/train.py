@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dgsp.core import cpu_threads, is_quick, output_dir
+from dgsp.core import cpu_threads, inputs_checked, is_quick, output_dir
 from dgsp.core import device as default_device
 from dgsp.data import batches, check_finite_rows, num_batches
 
@@ -492,7 +492,8 @@ def _fit(model: Model, data: Data, *, epochs, batch_size, seed, callbacks, eval_
             for batch in batches(*main, batch_size=main_bs, seed=seed, epoch=epoch, drop_last=drop_last):
                 if extra_streams:
                     batch = {main_name: batch, **{k: next(it) for k, it in extra_streams.items()}}
-                logger.add(step, epoch, model.training_step(batch))
+                with inputs_checked():  # the batch comes from data checked above (_check_data, check_data)
+                    logger.add(step, epoch, model.training_step(batch))
                 step += 1
                 if (max_steps is not None and step >= max_steps) or \
                         (max_seconds is not None and time.perf_counter() - t0 >= max_seconds):

@@ -147,3 +147,69 @@ def test_cluster_count_and_empty_cluster_error_are_clear_errors():
         categorical_prior(5, 0)
     with pytest.raises(ValueError, match="needs training and test points"):
         cluster_error([], [], [0], [0])
+
+
+def _image_entry_points():
+    """Every public method of the course that reads images, as (name, call(x))."""
+    from dgsp.models import aae, autoencoder, bigan, fisher_ae, vae
+
+    clustering = aae.AAE(z_dim=2, hidden=(16,), disc_hidden=(16,), n_classes=4)
+    regressor = bigan.LatentRegressor(hidden=(16, 16))
+    return {
+        "Autoencoder.encode": autoencoder.Autoencoder(code_dim=2, hidden=(16,)).encode,
+        "VAE.encode": lambda x: vae.VAE(z_dim=2, hidden=(16,)).encode(x)[0],  # (mu, logvar)
+        "AAE.encode": aae.AAE(hidden=(16,), disc_hidden=(16,)).encode,
+        "AAE.classify": clustering.classify,
+        "FisherAE.encode": fisher_ae.FisherAE(z_dim=2, hidden=(16,)).encode,
+        "BiGAN.encode": bigan.BiGAN(hidden=(16, 16)).encode,
+        "BiGAN.hidden_features": bigan.BiGAN(hidden=(16, 16)).hidden_features,
+        "LatentRegressor.discriminator_features": regressor.discriminator_features,
+        "DigitClassifier.features": dgsp.metrics.DigitClassifier().features,
+    }
+
+
+@pytest.mark.parametrize("name", list(_image_entry_points()))
+def test_non_finite_images_are_a_clear_error(name):
+    call = _image_entry_points()[name]
+    x = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        assert len(call(x)) == 5
+        for bad in (float("nan"), float("inf")):
+            x[3, 0, 10, 10] = bad
+            with pytest.raises(ValueError, match="non-finite values.*1 bad rows, the first is row 3"):
+                call(x)
+
+
+def test_inputs_checked_skips_the_finiteness_test_only_inside_the_block():
+    from dgsp.core import inputs_are_checked, inputs_checked
+    from dgsp.nets import check_shape
+
+    x = torch.tensor([[1.0, float("nan")]])
+    assert not inputs_are_checked()
+    with inputs_checked():
+        with inputs_checked():
+            check_shape(x, (None, 2), "f", finite=True)  # whoever opened the block checked its data
+        assert inputs_are_checked()
+    assert not inputs_are_checked()
+    check_shape(x, (None, 2), "f")  # a shape check alone says nothing about values
+    with pytest.raises(ValueError, match="the input given to f has non-finite values"):
+        check_shape(x, (None, 2), "f", finite=True)
+
+
+def test_training_steps_skip_the_test_but_fit_still_checks_its_data(monkeypatch):
+    """Inside fit every batch comes from data checked once, so encode does not test batches again
+    (on a GPU each test would make the host wait)."""
+    from dgsp import nets
+    from dgsp.models.autoencoder import Autoencoder
+
+    calls = []
+    monkeypatch.setattr(nets, "check_finite_rows", lambda x, who: calls.append(who))
+    model = Autoencoder(code_dim=2, hidden=(8,))
+    dgsp.train.fit(model, torch.rand(64, 1, 28, 28), epochs=1, batch_size=16, progress=False)
+    assert calls == []
+    model.encode(torch.rand(3, 1, 28, 28))
+    assert len(calls) == 1
+    bad = torch.rand(64, 1, 28, 28)
+    bad[7, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="row 7"):
+        dgsp.train.fit(Autoencoder(code_dim=2, hidden=(8,)), bad, epochs=1, batch_size=16, progress=False)

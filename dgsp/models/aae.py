@@ -223,7 +223,7 @@ class AAE(Model):
         """The encoder's outputs: ``z`` (a draw of q(z|x)), ``mu`` (its mean or the deterministic code), with a
         Gaussian posterior ``logvar`` (log sigma^2 of q(z|x)) and, with a label head, ``y_logits`` and
         ``y`` = softmax(y_logits)."""
-        check_shape(x, (None, *self.image_shape), type(self).__name__)
+        check_shape(x, (None, *self.image_shape), type(self).__name__, finite=True)
         h = self.hparams
         inp = x.flatten(1)
         if h["posterior"] == "universal":

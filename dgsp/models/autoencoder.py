@@ -165,7 +165,7 @@ class Autoencoder(Model):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The code z = f(x), made k-sparse if the model is."""
-        check_shape(x, (None, *self.image_shape), type(self).__name__, weight_dtype(self))
+        check_shape(x, (None, *self.image_shape), type(self).__name__, weight_dtype(self), finite=True)
         z = self.encoder(x)
         k = self.hparams["k_sparse"]
         return keep_top_k(z, k) if k else z

@@ -143,7 +143,8 @@ class EncoderGenerator(Model):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """E(x), shape (N, latent_dim), in eval mode (batch norm with its running statistics)."""
-        check_shape(x, (None, *self.data_shape), f"{type(self).__name__}.encode", weight_dtype(self))
+        check_shape(x, (None, *self.data_shape), f"{type(self).__name__}.encode", weight_dtype(self),
+                    finite=True)
         return self._eval(self.encoder, x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -167,7 +168,8 @@ class EncoderGenerator(Model):
         """E's last hidden layer (1024-d for the paper's E), in eval mode: the features Table 1 scores. The authors'
         code logs 1-NN accuracy on both E(x) (``NNC_e``) and this layer (``NNC_e-``); after their 400 epochs it
         prints 92.10% and 97.35%, and the paper's 97.39% is the latter."""
-        check_shape(x, (None, *self.data_shape), f"{type(self).__name__}.hidden_features", weight_dtype(self))
+        check_shape(x, (None, *self.data_shape), f"{type(self).__name__}.hidden_features", weight_dtype(self),
+                    finite=True)
         return self._eval(self.encoder, x, penultimate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -250,7 +252,7 @@ class LatentRegressor(EncoderGenerator):
 
     def discriminator_features(self, x: torch.Tensor) -> torch.Tensor:
         """The GAN discriminator's last hidden layer on x (eval mode): Table 1's "D" features."""
-        check_shape(x, (None, *self.data_shape), "discriminator_features", weight_dtype(self))
+        check_shape(x, (None, *self.data_shape), "discriminator_features", weight_dtype(self), finite=True)
         return self._eval(self.discriminator, x, penultimate)
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

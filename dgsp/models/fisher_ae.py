@@ -216,7 +216,7 @@ class FisherAE(Model):
 
     def encode_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ(x), log σ²(x)), each (N, z_dim)."""
-        check_shape(x, (None, *self.image_shape), type(self).__name__)
+        check_shape(x, (None, *self.image_shape), type(self).__name__, finite=True)
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, logvar.clamp(-12.0, 8.0)
 

@@ -121,7 +121,7 @@ class VAE(Model):
     # -- the two conditionals
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q_φ(z|x) = N(μ, diag e^logvar): returns (μ, logvar), each (N, z_dim)."""
-        check_shape(x, (None, *self.image_shape), type(self).__name__)
+        check_shape(x, (None, *self.image_shape), type(self).__name__, finite=True)
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, logvar
 
