@@ -22,6 +22,9 @@ from dgsp.train import Model, fit
 @torch.no_grad()
 def map_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Apply ``fn`` to ``x`` in batches without gradients and concatenate the results."""
+    batch_size = check_count(batch_size, "map_batches(batch_size)")
+    if len(x) == 0:
+        raise ValueError("map_batches got an empty batch (0 rows)")
     return torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
@@ -37,6 +40,8 @@ def sample_in_chunks(sample: Callable[..., torch.Tensor], n: int, chunk: int = 5
 def _check_pair(x: torch.Tensor, x_hat: torch.Tensor) -> None:
     if x.shape != x_hat.shape:
         raise ValueError(f"reconstruction has shape {tuple(x_hat.shape)} but the input has {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"a reconstruction error needs at least one image, got shape {tuple(x.shape)}")
 
 
 def reconstruction_mse(x: torch.Tensor, x_hat: torch.Tensor) -> float:
@@ -65,6 +70,8 @@ def principal_angles(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray)
     b = b.detach().cpu().double().numpy() if isinstance(b, torch.Tensor) else np.asarray(b, dtype=float)
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
         raise ValueError(f"principal_angles needs two (d, k) bases with the same d, got {a.shape} and {b.shape}")
+    if 0 in a.shape or 0 in b.shape:
+        raise ValueError(f"principal_angles needs bases with d, k >= 1, got {a.shape} and {b.shape}")
     return np.sort(np.degrees(subspace_angles(a, b)))
 
 
@@ -192,6 +199,8 @@ def _as_2d(x: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def _median_distance(z: torch.Tensor) -> float:
+    if len(z) < 2:
+        raise ValueError(f"a median pairwise distance needs at least two points, got {len(z)}")
     d = torch.cdist(z, z)
     return float(d[torch.triu(torch.ones_like(d, dtype=torch.bool), diagonal=1)].median())
 
@@ -258,12 +267,14 @@ def mode_coverage(samples: torch.Tensor, modes: torch.Tensor, std: float, n_std:
     if samples.dim() != 2 or modes.dim() != 2 or samples.shape[1] != modes.shape[1]:
         raise ValueError(f"samples (N, d) and modes (K, d) must share d, got {tuple(samples.shape)} and {tuple(modes.shape)}")
     n, k = len(samples), len(modes)
+    if n == 0 or k == 0:
+        raise ValueError(f"mode_coverage needs at least one sample and one mode, got {n} and {k}")
     threshold = math.ceil(0.1 * n / k) if min_count is None else int(min_count)
     dist, nearest = torch.cdist(samples, modes).min(dim=1)
     good = dist <= n_std * std
     counts = torch.bincount(nearest[good], minlength=k)
     return {"modes_covered": int((counts >= max(threshold, 1)).sum()), "n_modes": k,
-            "high_quality": float(good.double().mean()) if n else 0.0, "min_count": threshold}
+            "high_quality": float(good.double().mean()), "min_count": threshold}
 
 
 def gaussian_frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:

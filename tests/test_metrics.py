@@ -37,3 +37,24 @@ def test_map_batches_and_knn():
     feats = torch.cat([torch.randn(50, 2) - 5, torch.randn(50, 2) + 5])
     labels = torch.cat([torch.zeros(50), torch.ones(50)]).long()
     assert metrics.knn_accuracy(feats, labels, feats + 0.01, labels) == 1.0
+
+
+@pytest.mark.parametrize("name,call,message", [
+    ("reconstruction_mse", lambda: metrics.reconstruction_mse(torch.zeros(0, 4), torch.zeros(0, 4)),
+     "at least one image"),
+    ("reconstruction_bce", lambda: metrics.reconstruction_bce(torch.zeros(0, 4), torch.zeros(0, 4)),
+     "at least one image"),
+    ("median_bandwidth", lambda: metrics.median_bandwidth(torch.zeros(0, 2), torch.zeros(1, 2)), "at least two points"),
+    ("reference_bandwidth", lambda: metrics.reference_bandwidth(torch.zeros(1, 2)), "at least two points"),
+    ("principal_angles", lambda: metrics.principal_angles(torch.zeros(5, 0), torch.zeros(5, 0)), "d, k >= 1"),
+    ("mode_coverage, no samples", lambda: metrics.mode_coverage(torch.zeros(0, 2), torch.zeros(3, 2), 0.1),
+     "one sample and one mode"),
+    ("mode_coverage, no modes", lambda: metrics.mode_coverage(torch.zeros(4, 2), torch.zeros(0, 2), 0.1),
+     "one sample and one mode"),
+    ("map_batches, batch 0", lambda: metrics.map_batches(lambda t: t, torch.zeros(3, 2), batch_size=0), "whole number"),
+    ("map_batches, empty", lambda: metrics.map_batches(lambda t: t, torch.zeros(0, 2)), "empty batch"),
+])
+def test_empty_inputs_are_a_clear_error(name, call, message):
+    """Empty inputs used to give NaN (mse, the bandwidths), zero coverage or a raw torch error."""
+    with pytest.raises(ValueError, match=message):
+        call()
