@@ -1,14 +1,15 @@
 """Speed targets of the training loop (the foundation issue, part 6), printed as MET / NOT MET.
 
-    .venv/bin/python benchmarks/bench_speed.py [--steps 300] [--baseline DIR [--under-load]]
+    .venv/bin/python benchmarks/bench_speed.py [--steps 300] [--baseline DIR | --no-baseline] [--idle-only]
 
 (a) Toy-GAN generator steps per second on the CPU, for each loss of lecture 3 with ``gan.toy_recipe``:
     ``fit`` as it trains now (``threads="auto"``: one thread for a small model, metrics copied to the host
     every 50 steps) against ``threads=None`` (torch's own thread count, as before this change), measured
     in one run, alternating. Target: at least 2x. Two more reference points for that target:
-    ``--baseline DIR`` times the same runs under the code of the day the foundation issue was filed (a checkout,
-    e.g. ``git worktree add DIR 11d56cc``) in a subprocess, alternating with today's (``--under-load``: also
-    beside a program that keeps both cores busy, where fit's one thread for a small model pays off); and a
+    the same runs under the code of the day the foundation issue was filed (commit 11d56cc, extracted from the
+    git history into build/, or the checkout given as ``--baseline DIR``), timed in a subprocess and alternating
+    with today's, on the idle machine and beside a program that keeps both cores busy (where fit's one thread for
+    a small model pays off; ``--idle-only`` skips that); and a
     plain PyTorch loop of the same non-saturating GAN (no dgsp) shows this CPU's ceiling: at these sizes a
     step is compute-bound, so no training loop runs faster than that.
 (b) The cache key's cost: hashing the content of full MNIST's 60,000 training images.
@@ -83,8 +84,28 @@ def baseline_rate(folder: Path, loss: str, steps: int) -> float:
     return float(out.stdout.split()[-1])
 
 
+ISSUE_DAY = "11d56cc"  # main when the foundation issue (speed targets included) was filed
+
+
+def issue_day_checkout() -> Path | None:
+    """The code of :data:`ISSUE_DAY`, extracted once from the git history into build/ (None without the history)."""
+    folder = ROOT / "build" / f"bench_baseline_{ISSUE_DAY}"
+    if (folder / "dgsp" / "__init__.py").is_file():
+        return folder
+    if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{ISSUE_DAY}^{{commit}}"],
+                      capture_output=True).returncode != 0:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ISSUE_DAY], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    (folder / "COMMIT").write_text(ISSUE_DAY + "\n")
+    return folder
+
+
 def describe(folder: Path) -> str:
-    """The commit checked out in ``folder`` (its path if it is not a git checkout)."""
+    """The commit checked out or extracted in ``folder`` (its path if neither says)."""
+    if (folder / "COMMIT").is_file():
+        return (folder / "COMMIT").read_text().strip()
     out = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return out.stdout.strip() if out.returncode == 0 else str(folder)
 
@@ -131,9 +152,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=300, help="generator steps per timed run")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--baseline", type=Path, help="a checkout of the code of the issue's day (see above)")
-    ap.add_argument("--under-load", action="store_true",
-                    help="with --baseline: also compare beside another program that keeps both cores busy")
+    ap.add_argument("--baseline", type=Path, help="a checkout of the code of the issue's day (default: extract "
+                    f"{ISSUE_DAY} from the git history)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the comparison with the issue's day")
+    ap.add_argument("--idle-only", action="store_true", help="compare with the issue's day on the idle machine only")
     ap.add_argument("--notebooks", action="store_true", help="on a GPU: also time notebook 03 and the whole course")
     args = ap.parse_args()
     out: dict[str, float] = {}
@@ -153,16 +175,20 @@ def main() -> None:
     worst = min(ratios)
     out["toy_speedup_min"] = worst
     print(f"  target (every loss at least 2x): {'MET' if worst >= 2 else 'NOT MET'} (smallest ratio {worst:.2f})")
-    if args.baseline:
-        for condition in ("idle", "loaded") if args.under_load else ("idle",):
-            print(f"  the same runs under the code in {args.baseline} (the issue's day), alternating with today's, "
-                  f"{'on an idle machine' if condition == 'idle' else 'beside a busy 2-thread process'}:")
+    baseline = None if args.no_baseline else (args.baseline or issue_day_checkout())
+    if baseline is None:
+        print(f"  the issue's day: not measured ({'--no-baseline' if args.no_baseline else 'no git history here'})")
+    else:
+        for condition in ("idle",) if args.idle_only else ("idle", "loaded"):
+            where = "on an idle machine" if condition == "idle" else "beside a busy 2-thread process"
+            print(f"  the same runs under the code of {describe(baseline)} (the issue's day), alternating with "
+                  f"today's, {where}:")
             busy = subprocess.Popen([sys.executable, "-c", _BUSY_SCRIPT]) if condition == "loaded" else None
             try:
                 for loss in gan.LOSSES:
                     then, now = [], []
                     for _ in range(args.repeats):
-                        then.append(baseline_rate(args.baseline, loss, args.steps))
+                        then.append(baseline_rate(baseline, loss, args.steps))
                         now.append(toy_rate(loss, args.steps, "auto"))
                     key = f"{loss}_{condition}"
                     out |= {f"toy_steps_per_s_{key}_baseline": max(then), f"toy_steps_per_s_{key}_today": max(now),
@@ -201,8 +227,8 @@ def main() -> None:
         print("  not measured: no GPU here (or --notebooks not given)")
     dgsp.results.record("bench_speed", out, dataset=dgsp.data.resolve("mnist"),
                         notes=f"benchmarks/bench_speed.py --steps {args.steps}"
-                              f"{f' --baseline <checkout of {describe(args.baseline)}>' if args.baseline else ''}"
-                              f"{' --under-load' if args.under_load else ''}; toy rates are the best of "
+                              f"{f'; baseline: the code of {describe(baseline)}' if baseline else ''}"
+                              f"{' (idle only)' if baseline and args.idle_only else ''}; toy rates are the best of "
                               f"{args.repeats} alternating runs")
 
 
