@@ -160,7 +160,8 @@ def main() -> None:
     args = ap.parse_args()
     out: dict[str, float] = {}
     print(f"device {dgsp.device()} | torch threads {torch.get_num_threads()} | {os.cpu_count()} cores")
-    print("(a) toy-GAN generator steps per second (ring8, gan.toy_recipe)")
+    print("(a) toy-GAN generator steps per second (ring8, gan.toy_recipe): today's fit, one thread for a small model "
+          "(threads='auto') against torch's threads (threads=None)")
     ratios = []
     for loss in gan.LOSSES:
         now, before = [], []
@@ -174,7 +175,7 @@ def main() -> None:
               f"{before_rate:7.1f})  x{now_rate / before_rate:.2f}")
     worst = min(ratios)
     out["toy_speedup_min"] = worst
-    print(f"  target (every loss at least 2x): {'MET' if worst >= 2 else 'NOT MET'} (smallest ratio {worst:.2f})")
+    print(f"  smallest ratio {worst:.2f} (the thread choice alone; the target's baseline is the issue's day, below)")
     baseline = None if args.no_baseline else (args.baseline or issue_day_checkout())
     if baseline is None:
         print(f"  the issue's day: not measured ({'--no-baseline' if args.no_baseline else 'no git history here'})")
@@ -185,6 +186,7 @@ def main() -> None:
                   f"today's, {where}:")
             busy = subprocess.Popen([sys.executable, "-c", _BUSY_SCRIPT]) if condition == "loaded" else None
             try:
+                speedups = []
                 for loss in gan.LOSSES:
                     then, now = [], []
                     for _ in range(args.repeats):
@@ -193,8 +195,11 @@ def main() -> None:
                     key = f"{loss}_{condition}"
                     out |= {f"toy_steps_per_s_{key}_baseline": max(then), f"toy_steps_per_s_{key}_today": max(now),
                             f"toy_speedup_{key}_vs_baseline": max(now) / max(then)}
-                    print(f"  {loss:14s} then {max(then):7.1f} steps/s, today {max(now):7.1f}: "
-                          f"x{max(now) / max(then):.2f} ({'MET' if max(now) >= 2 * max(then) else 'NOT MET'})")
+                    speedups.append(max(now) / max(then))
+                    print(f"  {loss:14s} then {max(then):7.1f} steps/s, today {max(now):7.1f}: x{speedups[-1]:.2f}")
+                out[f"toy_speedup_min_{condition}_vs_baseline"] = min(speedups)
+                print(f"  target, {where} (every loss at least 2x the issue's day): "
+                      f"{'MET' if min(speedups) >= 2 else 'NOT MET'} (smallest ratio {min(speedups):.2f})")
             finally:
                 if busy is not None:
                     busy.kill()
@@ -202,10 +207,13 @@ def main() -> None:
     fastest = max(plain.values())
     fit_rate = out["toy_steps_per_s_nonsaturating"]
     out |= {"toy_steps_per_s_plain_torch_1_thread": plain[1], "toy_steps_per_s_plain_torch_2_threads": plain[2]}
+    then = out.get("toy_steps_per_s_nonsaturating_idle_baseline")
+    reference = (f"the issue's day's rate on the idle machine ({then:.0f})" if then else
+                 f"fit's rate with torch's threads ({out['toy_steps_per_s_nonsaturating_torch_threads']:.0f})")
+    double = 2 * (then or out["toy_steps_per_s_nonsaturating_torch_threads"])
     print(f"  ceiling: a plain PyTorch loop of the same non-saturating GAN, {plain[1]:.1f} steps/s on 1 thread and "
-          f"{plain[2]:.1f} on 2; fit reaches {fit_rate / fastest:.0%} of the faster, and twice fit's rate with "
-          f"torch's threads ({2 * out['toy_steps_per_s_nonsaturating_torch_threads']:.0f}) would be "
-          f"x{2 * out['toy_steps_per_s_nonsaturating_torch_threads'] / fastest:.2f} of it")
+          f"{plain[2]:.1f} on 2; fit reaches {fit_rate / fastest:.0%} of the faster, and twice {reference} "
+          f"would be x{double / fastest:.2f} of it")
 
     print("(b) the cache key: hashing the content of the training data")
     x, _ = dgsp.data.load("mnist", "train")
