@@ -2,16 +2,14 @@
 
     .venv/bin/python benchmarks/bench_speed.py [--steps 300] [--baseline DIR | --no-baseline] [--idle-only]
 
-(a) Toy-GAN generator steps per second on the CPU, for each loss of lecture 3 with ``gan.toy_recipe``:
-    ``fit`` as it trains now (``threads="auto"``: one thread for a small model, metrics copied to the host
-    every 50 steps) against ``threads=None`` (torch's own thread count, as before this change), measured
-    in one run, alternating. Target: at least 2x. Two more reference points for that target:
-    the same runs under the code of the day the foundation issue was filed (commit 11d56cc, extracted from the
-    git history into build/, or the checkout given as ``--baseline DIR``), timed in a subprocess and alternating
-    with today's, on the idle machine and beside a program that keeps both cores busy (where fit's one thread for
-    a small model pays off; ``--idle-only`` skips that); and a
-    plain PyTorch loop of the same non-saturating GAN (no dgsp) shows this CPU's ceiling: at these sizes a
-    step is compute-bound, so no training loop runs faster than that.
+(a) Toy-GAN generator steps per second on the CPU, for each loss of lecture 3 with ``gan.toy_recipe``.
+    Target: at least 2x the rate of the code of the day the foundation issue was filed (commit 11d56cc,
+    extracted from the git history into build/, or the checkout given as ``--baseline DIR``), timed in a
+    subprocess and alternating with today's ``fit`` (``threads="auto"``: one thread for a small model, metrics
+    copied to the host every 50 steps), on the idle machine and beside a program that keeps both cores busy
+    (``--idle-only`` skips that). Printed beside it: today's ``fit`` with ``threads=None`` (torch's own thread
+    count), which isolates the thread choice, and a plain PyTorch loop of the same non-saturating GAN (no dgsp),
+    this CPU's ceiling: at these sizes a step is compute-bound, so no training loop runs faster than that.
 (b) The cache key's cost: hashing the content of full MNIST's 60,000 training images.
 (c) On a GPU only: notebook 03 in full mode under 4 minutes, and the whole course under 10 minutes; on a
     machine without one these are reported as not measured.
