@@ -28,6 +28,21 @@ def test_per_sample_gradients_equal_a_loop():
     assert torch.allclose(last, loop[:, -6:])
 
 
+def test_rows_per_vmap_call_change_the_speed_not_the_gradients():
+    """A small conv net, the kind whose per-sample weight gradients vmap turns into grouped convolutions."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(4 * 3 * 3, 1))
+    x = torch.randn(40, 1, 7, 7)
+    assert fisher.vmap_rows(x.device) == (32 if x.device.type == "cpu" else 256)
+    default = fisher.per_sample_gradients(net, x)
+    for chunk in (1, 7, 40, 64):
+        assert torch.allclose(fisher.per_sample_gradients(net, x, chunk=chunk), default, rtol=1e-5, atol=1e-7)
+    # the streaming functions hold `chunk` rows at a time whatever the width of a vmap call
+    info, centre = fisher.fisher_information_diag(net, x, chunk=9)
+    assert torch.allclose(centre, default.mean(0), atol=1e-6)
+    assert torch.allclose(info, default.var(0, unbiased=False), rtol=1e-4, atol=1e-8)
+
+
 def test_diagonal_information_is_the_average_outer_product():
     net = _net(1)
     samples = torch.randn(20, 6, dtype=torch.float64)
