@@ -6,6 +6,8 @@ measured on. Quick mode writes to a private temp folder, like figures.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import numbers
 import os
@@ -40,14 +42,27 @@ def record(section: str, metrics: dict[str, float], *, dataset: str, notes: str 
         "date": time.strftime("%Y-%m-%d"),
         "notes": notes,
     }
-    table = load()
-    table[section] = entry
     path = results_path()
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dict(sorted(table.items())), indent=2) + "\n")
-    os.replace(tmp, path)
-    write_markdown(table)
+    with _locked(path):  # a notebook and a benchmark may record at once; neither loses the other's entry
+        table = load()
+        table[section] = entry
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(dict(sorted(table.items())), indent=2) + "\n")
+        os.replace(tmp, path)  # atomic: a reader sees the old table or the new one, never half of one
+        write_markdown(table)
     return entry
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on ``<path>.lock`` (POSIX advisory lock) for a read-modify-write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_markdown(table: dict | None = None) -> Path:

@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -65,6 +68,18 @@ def test_results_record_and_markdown(monkeypatch, tmp_path):
     assert "## 02_test" in md and "| nll | 90 |" in md and "| mse | 1.5 |" in md
     with pytest.raises(ValueError, match="numbers"):
         results.record("bad", {"x": "high"}, dataset="mnist")
+
+
+def test_results_record_from_several_processes_keeps_every_entry(monkeypatch, tmp_path):
+    """A notebook and a benchmark may record at the same moment: each entry must survive."""
+    env = {**os.environ, "DGSP_HOME": str(tmp_path), "DGSP_QUICK": "0", "DGSP_PUBLISH": "1"}
+    code = ("import sys; from dgsp import results\n"
+            "for i in range(15): results.record(f'{sys.argv[1]}_{i}', {'x': i}, dataset='mnist')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, f"p{k}"], env=env) for k in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    table = json.loads((tmp_path / "figures" / "results.json").read_text())
+    assert set(table) == {f"p{k}_{i}" for k in range(4) for i in range(15)}
+    assert not list((tmp_path / "figures").glob("*.tmp"))
 
 
 def test_reconstruction_panel_is_pure():
