@@ -67,9 +67,9 @@ class Model(nn.Module):
 
     def on_epoch_end(self, epoch: int) -> None:
         """Called by :func:`fit` after every epoch (0-based). By default: if the model has a
-        ``lr_decay`` hyper-parameter, set every optimiser's rate to lr0 * lr_decay^(epoch + 1 - s),
-        where ``s`` is the ``decay_start`` hyper-parameter (default 0: decay from the first epoch;
-        the rate stays at lr0 for the first ``s`` epochs). Stateless, so a resumed run gets the
+        ``lr_decay`` hyper-parameter, set every optimiser's rate to lr0 * lr_decay^max(0, epoch + 1 - s),
+        where ``s`` is the ``decay_start`` hyper-parameter (default 0: decay from the second epoch on; with
+        ``s`` > 0 the first ``s + 1`` epochs run at lr0). Stateless, so a resumed run gets the
         same schedule."""
         decay = self.hparams.get("lr_decay", 1.0)
         if decay == 1.0:

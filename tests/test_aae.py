@@ -68,6 +68,27 @@ def test_cluster_error_rule():
         aae.cluster_error(train_c, train_y[:-1], test_c, test_y)
 
 
+def test_cluster_error_confident_is_the_papers_rule():
+    # 3 clusters; cluster 0's most confident example is a 2 (the majority of its members are 7s)
+    scores = np.array([[0.6, 0.3, 0.1],   # label 7
+                       [0.7, 0.2, 0.1],   # label 7
+                       [0.9, 0.05, 0.05],  # label 2: the most confident for cluster 0
+                       [0.1, 0.8, 0.1],   # label 3: the most confident for cluster 1
+                       [0.2, 0.1, 0.7]])  # label 5: the most confident for cluster 2
+    labels = np.array([7, 7, 2, 3, 5])
+    test_c, test_y = np.array([0, 0, 1, 2]), np.array([7, 2, 3, 4])
+    assert aae.cluster_error_confident(scores, labels, test_c, test_y) == pytest.approx(2 / 4)
+    majority = aae.cluster_error(scores.argmax(1), labels, test_c, test_y)
+    assert majority == pytest.approx(2 / 4) and aae.cluster_error(scores.argmax(1), labels, test_c[:1], test_y[:1]) == 0
+    assert aae.cluster_error_confident(torch.tensor(scores), torch.tensor(labels), test_c[:1], test_y[:1]) == 1.0
+    with pytest.raises(ValueError, match="must be \\(N, K\\)"):
+        aae.cluster_error_confident(scores[:, 0], labels, test_c, test_y)
+    with pytest.raises(ValueError, match="0..2"):
+        aae.cluster_error_confident(scores, labels, np.array([3]), np.array([1]))
+    with pytest.raises(ValueError, match="needs labelled examples"):
+        aae.cluster_error_confident(scores[:0], labels[:0], test_c, test_y)
+
+
 @pytest.mark.parametrize("kw", [dict(), dict(posterior="gaussian"), dict(posterior="universal"),
                                 dict(prior="mixture"), dict(prior="swiss_roll"),
                                 dict(n_classes=10, supervised=True), dict(n_classes=16, z_dim=4),

@@ -127,9 +127,10 @@ def instance_noise(disc: Callable[[torch.Tensor], torch.Tensor], std: float) -> 
 
 def cluster_error(train_clusters: np.ndarray | torch.Tensor, train_labels: np.ndarray | torch.Tensor,
                   test_clusters: np.ndarray | torch.Tensor, test_labels: np.ndarray | torch.Tensor) -> float:
-    """The paper's clustering error (Sec. 6): each cluster takes the majority label of the training points
-    assigned to it; the error is the share of test points whose cluster's label is wrong. A cluster no
-    training point uses counts as wrong for every test point in it."""
+    """Clustering error by majority vote, the usual rule of the clustering literature: each cluster takes the
+    majority label of the training points assigned to it; the error is the share of test points whose cluster's
+    label is wrong. A cluster no training point uses counts as wrong for every test point in it. The AAE paper
+    itself labels each cluster by one example (:func:`cluster_error_confident`)."""
     as_np = lambda a: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)  # noqa: E731
     trc, trl, tec, tel = map(as_np, (train_clusters, train_labels, test_clusters, test_labels))
     if len(trc) != len(trl) or len(tec) != len(tel):
@@ -140,6 +141,27 @@ def cluster_error(train_clusters: np.ndarray | torch.Tensor, train_labels: np.nd
     label_of = {c: np.bincount(trl[trc == c]).argmax() for c in np.unique(trc)}
     predicted = np.array([label_of.get(c, -1) for c in tec])
     return float((predicted != tel).mean())
+
+
+def cluster_error_confident(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+                            test_clusters: np.ndarray | torch.Tensor, test_labels: np.ndarray | torch.Tensor) -> float:
+    """The AAE paper's clustering error (Sec. 6): cluster k takes the label of the single labelled example x_n
+    that maximises q(y=k | x_n), and the error is the share of test points whose cluster's label is wrong.
+    ``scores`` is (N, K): q(y | x) of the labelled examples (for k-means, minus the distance to each centre).
+    It asks more of a clusterer than a majority vote: one example decides, so a cluster whose most confident
+    member is atypical mislabels all of it."""
+    as_np = lambda a: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)  # noqa: E731
+    sc, lab, tec, tel = map(as_np, (scores, labels, test_clusters, test_labels))
+    if sc.ndim != 2 or len(sc) != len(lab) or len(tec) != len(tel):
+        raise ValueError(f"scores must be (N, K) with N labels, and test clusters match test labels; got scores "
+                         f"{sc.shape}, {len(lab)} labels, {len(tec)} test clusters and {len(tel)} test labels")
+    if len(sc) == 0 or len(tec) == 0 or sc.shape[1] == 0:
+        raise ValueError(f"cluster_error_confident needs labelled examples, clusters and test points, got "
+                         f"scores {sc.shape} and {len(tec)} test points")
+    if tec.min() < 0 or tec.max() >= sc.shape[1]:
+        raise ValueError(f"test clusters must lie in 0..{sc.shape[1] - 1}, got {tec.min()}..{tec.max()}")
+    label_of = lab[sc.argmax(0)]  # the label of each cluster's most confident example
+    return float((label_of[tec] != tel).mean())
 
 
 # ----------------------------------------------------------------------------- the model

@@ -59,7 +59,7 @@ def joint_js(p_xe: torch.Tensor, p_gz: torch.Tensor) -> float:
     return js_grid(p_xe.flatten(), p_gz.flatten(), 1.0)
 
 
-# ----------------------------------------------------------------------------- networks (paper Sec. 4.1, App. C)
+# ----------------------------------------------------------------------------- networks (paper Sec. 4.2, App. C.1)
 def uniform_latent(n: int, dim: int, device: Any = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
     """z ~ U[-1, 1]^dim, shape (n, dim); with a (CPU) ``generator`` the draw is reproducible on any device."""
     n, dim = check_count(n, "uniform_latent(n)"), check_count(dim, "uniform_latent(dim)")

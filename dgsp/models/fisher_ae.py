@@ -10,7 +10,8 @@ per image (eq. 10):
 
 ① needs ∇_z log p_η,θ(z|x) = ∇_z log p_η(z) + ∇_z log p_θ(x|z), never p(x): the normalising constant drops out.
 With one reparameterised draw z = μ(x) + σ(x) ⊙ ε per image this is the Monte Carlo estimate of eq. 11 (as
-printed, eq. 11 repeats ∇_z log p_η; the second gradient is ∇_z log p_θ(x|z), as the expression after eq. 13 shows).
+printed, eq. 11 repeats ∇_z log p_η; the second gradient is ∇_z log p_θ(x|z), as the unnumbered display after
+eq. 12 shows).
 
 The prior is the factorable polynomial exponential family (FPE, eq. 13), whose score is known in closed form and
 whose normaliser is never needed in training; samples come from SVGD (Sec. 4), in :mod:`dgsp.score`.
