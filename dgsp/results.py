@@ -7,13 +7,17 @@ measured on. Quick mode writes to a private temp folder, like figures.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import numbers
 import os
 import platform
 import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows has no POSIX locks: there, record from one process at a time
+    fcntl = None
 
 from dgsp.core import by_mode, device, output_dir
 
@@ -57,6 +61,9 @@ def record(section: str, metrics: dict[str, float], *, dataset: str, notes: str 
 def _locked(path: Path):
     """Hold an exclusive lock on ``<path>.lock`` (POSIX advisory lock) for a read-modify-write."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
     with open(path.with_name(path.name + ".lock"), "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
