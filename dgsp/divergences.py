@@ -41,7 +41,7 @@ def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor |
     """KL(N(mu_q, diag e^logvar_q) || N(mu_p, diag e^logvar_p)), summed over the last dimension.
 
     Per coordinate: ½ [log σ_p² − log σ_q² + (σ_q² + (μ_q − μ_p)²) / σ_p² − 1].
-    With the default p = N(0, I) this is −½ Σ (1 + log σ² − μ² − σ²), the negative of
+    With the default p = N(0, I) this is −½ Σ (1 + log σ² − μ² − σ²), minus the first term of
     Kingma and Welling (2014) eq. 10 (derived in their Appendix B).
     """
     if mu_q.shape != logvar_q.shape:
