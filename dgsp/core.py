@@ -133,6 +133,11 @@ def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> tor
     return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
 
 
+def as_numpy(a: torch.Tensor | np.ndarray | list) -> np.ndarray:
+    """A NumPy array of ``a``: a tensor is detached and moved to the CPU first."""
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
 def rand_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniform [0, 1) noise shaped like ``x``; seeded like :func:`randn_like`."""
     if generator is None:

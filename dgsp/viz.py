@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torchvision.utils import make_grid
 
-from dgsp.core import output_dir
+from dgsp.core import as_numpy, output_dir
 
 PALETTE = "tab10"
 
@@ -86,18 +86,17 @@ def latent_scatter(z: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarr
                    background: torch.Tensor | np.ndarray | None = None) -> plt.Axes:
     """Scatter 2-D codes, coloured by digit label (with a legend), over light-grey ``background`` points
     (e.g. draws of the prior)."""
-    as_np = lambda a: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)  # noqa: E731
-    z = as_np(z)
+    z = as_numpy(z)
     if z.ndim != 2 or z.shape[1] != 2:
         raise ValueError(f"latent_scatter expects (N, 2) codes, got shape {z.shape}")
     ax = ax or plt.subplots(figsize=(5, 4.5))[1]
     if background is not None:
-        bg = as_np(background)
+        bg = as_numpy(background)
         ax.scatter(bg[:, 0], bg[:, 1], s=s, color="0.8", alpha=0.5, zorder=0, label="prior")
     if labels is None:
         ax.scatter(z[:, 0], z[:, 1], s=s, alpha=0.6)
     else:
-        labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+        labels = as_numpy(labels)
         cmap = plt.get_cmap(PALETTE)
         for c in np.unique(labels):
             m = labels == c

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from dgsp.adversarial import discriminator_loss, generator_loss_nonsaturating
-from dgsp.core import check_count, randn_like
+from dgsp.core import as_numpy, check_count, randn_like
 from dgsp.data import check_images
 from dgsp.nets import MLP, check_shape
 from dgsp.train import Model
@@ -131,8 +131,7 @@ def cluster_error(train_clusters: np.ndarray | torch.Tensor, train_labels: np.nd
     majority label of the training points assigned to it; the error is the share of test points whose cluster's
     label is wrong. A cluster no training point uses counts as wrong for every test point in it. The AAE paper
     itself labels each cluster by one example (:func:`cluster_error_confident`)."""
-    as_np = lambda a: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)  # noqa: E731
-    trc, trl, tec, tel = map(as_np, (train_clusters, train_labels, test_clusters, test_labels))
+    trc, trl, tec, tel = map(as_numpy, (train_clusters, train_labels, test_clusters, test_labels))
     if len(trc) != len(trl) or len(tec) != len(tel):
         raise ValueError(f"clusters and labels must have the same length, got {len(trc)}/{len(trl)} (train) "
                          f"and {len(tec)}/{len(tel)} (test)")
@@ -150,8 +149,7 @@ def cluster_error_confident(scores: np.ndarray | torch.Tensor, labels: np.ndarra
     ``scores`` is (N, K): q(y | x) of the labelled examples (for k-means, minus the distance to each centre).
     It asks more of a clusterer than a majority vote: one example decides, so a cluster whose most confident
     member is atypical mislabels all of it."""
-    as_np = lambda a: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)  # noqa: E731
-    sc, lab, tec, tel = map(as_np, (scores, labels, test_clusters, test_labels))
+    sc, lab, tec, tel = map(as_numpy, (scores, labels, test_clusters, test_labels))
     if sc.ndim != 2 or len(sc) != len(lab) or len(tec) != len(tel):
         raise ValueError(f"scores must be (N, K) with N labels, and test clusters match test labels; got scores "
                          f"{sc.shape}, {len(lab)} labels, {len(tec)} test clusters and {len(tel)} test labels")
