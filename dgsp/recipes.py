@@ -178,8 +178,9 @@ AAE_2D = dict(hidden=(256, 256), disc_hidden=(256, 256), recon_lr=1e-3, reg_lr=2
 # each on top of it (the recipe: 10.5%): a 5-D style 14.6%, instance noise 0.3 on both discriminators 12.0%,
 # a separate label-phase rate of 1e-3 13.4%. The paper's 1000-1000 networks (encoder, decoder and both
 # discriminators), 10 epochs at three times the cost: 8.98% (this recipe in the same script: 9.83%). Run-to-run
-# spread is about 2 points (the recorded run: 7.8%). More screens (2026-12-02/03, 100 labels, one seed, test error
-# after every epoch; this recipe: 7.80% after 10, as recorded): instance noise on both discriminators 10.46%
+# spread is about 2 points, and the same seed differs between CPUs (7.80% on one, 9.83% in the course run of
+# 2026-12-03 on another). More screens (2026-12-02/03, 100 labels, one seed, test error after every epoch; this
+# recipe: 7.80% after 10 on that CPU): instance noise on both discriminators 10.46%
 # (std 0.3) and 12.36% (0.5) after 10 epochs; phase 1 also reconstructing the labelled minibatch from its true
 # one-hot label 8.86% after 12; Gaussian noise of std 0.3 on the encoder's input (a denoising encoder) 7.73% after 20
 # (7.6-8.1% from epoch 15 on); input dropout 0.3 between 7.4% and 8.5% from epoch 12 to 17; a Gaussian (VAE-like)
@@ -197,7 +198,7 @@ AAE_STYLE_DIM = 10  # the Gaussian style code z of the semi-supervised and clust
 AAE_SUPERVISED = dict(AAE_LABELS, reg_lr=1e-3, lr_decay=0.8, z_dim=3)
 N_LABELS = 100  # the semi-supervised benchmark: 10 labelled digits per class
 # The clustering AAE (Sec. 6) with AAE_LABELS alone collapses: after 10 epochs its label head uses 7 of 16
-# categories (test error 47%). Instance noise on the discriminators' inputs (aae.instance_noise) lets the
+# categories (test error 47%; 8 and 54% in the course run of 2026-12-03 on another CPU). Instance noise on the discriminators' inputs (aae.instance_noise) lets the
 # categorical adversary pull codes into unused categories. 16 clusters, test error after 4 epochs (full MNIST):
 # no noise 47.1% (7 used), std 0.3 32.6%, 0.5 27.4%, 0.8 40.6% (all 16 used); 0.3 with a 2-D style 44.1%, 0.3 with
 # recon_lr 3e-4 35.8%. Longer runs do not go lower: with 0.5 the error is 27.3% after 5 epochs and drifts back to
