@@ -89,7 +89,7 @@ def main() -> None:
     if "cluster" in args.parts:
         for k in args.clusters:
             model, seconds[f"cluster{k}"] = timed(recipes.mnist_cluster_aae, k, dataset, le)
-            q_train = metrics.map_batches(lambda v: model.encode_all(v)["y"], x_train).cpu()
+            q_train = metrics.map_batches(model.label_probs, x_train).cpu()
             tr, te = q_train.argmax(1), metrics.map_batches(model.classify, x_test).cpu()
             out[f"cluster{k}_error_papers_rule"] = 100 * aae.cluster_error_confident(q_train, y_train, te, y_test)
             out[f"cluster{k}_nmi"] = normalized_mutual_info_score(y_test.cpu().numpy(), te.numpy())

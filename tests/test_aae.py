@@ -89,6 +89,17 @@ def test_cluster_error_confident_is_the_papers_rule():
         aae.cluster_error_confident(scores[:0], labels[:0], test_c, test_y)
 
 
+def test_label_probs_are_q_y_given_x_and_match_classify():
+    dgsp.seed_everything(0)
+    model = aae.AAE(z_dim=4, hidden=(32,), disc_hidden=(32,), n_classes=16).eval()
+    x = torch.rand(9, 1, 28, 28)
+    q = model.label_probs(x)
+    assert q.shape == (9, 16) and torch.allclose(q.sum(1), torch.ones(9)) and (q >= 0).all()
+    assert torch.equal(q.argmax(1), model.classify(x))
+    with pytest.raises(ValueError, match="no label head"):
+        aae.AAE(z_dim=2, hidden=(32,), disc_hidden=(32,)).label_probs(x)
+
+
 @pytest.mark.parametrize("kw", [dict(), dict(posterior="gaussian"), dict(posterior="universal"),
                                 dict(prior="mixture"), dict(prior="swiss_roll"),
                                 dict(n_classes=10, supervised=True), dict(n_classes=16, z_dim=4),

@@ -311,11 +311,18 @@ class AAE(Model):
         return self.decode(z)
 
     @torch.no_grad()
+    def label_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """q(y|x), shape (N, n_classes): the softmax of the label head."""
+        return self._label_head_outputs(x)["y"]
+
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """argmax q(y|x): the predicted class (or cluster) of each image."""
+        return self._label_head_outputs(x)["y_logits"].argmax(1)
+
+    def _label_head_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.label_head:
             raise ValueError("this AAE has no label head (use n_classes > 0 without supervised=True)")
-        return self.encode_all(x)["y_logits"].argmax(1)
+        return self.encode_all(x)
 
     # -- training
     def check_data(self, data: Any) -> None:
