@@ -8,8 +8,9 @@ p_θ(x) = exp(f_θ(x)) / Z(θ). Lecture 7's EBM-GAN discriminator D is one (p �
   is estimated with generated samples: U_x = ∇_θ D(x) − mean_i ∇_θ D(G(z_i)) (eq. 5).
 * **Fisher information** I = E_{p_θ}[U Uᵀ] (eq. 5), here its diagonal, estimated on the generated samples.
 * **Adversarial Fisher vector** V_x = diag(I)^{-1/2} U_x (eq. 6). The Fisher kernel U_xᵀ I⁻¹ U_y becomes, with the
-  diagonal, the dot product V_xᵀ V_y, and the Fisher distance between x and y the Euclidean distance ‖V_x − V_y‖;
-  the distance between two sets is the distance between their mean AFVs.
+  diagonal, the dot product V_xᵀ V_y. The Fisher distance (U_x − U_y)ᵀ I⁻¹ (U_x − U_y) becomes ‖V_x − V_y‖²; the
+  course reports its square root, the Euclidean distance ‖V_x − V_y‖, and the distance between two sets is the
+  distance between their mean AFVs.
 
 Per-sample gradients come from ``torch.func`` (``functional_call`` + ``vmap`` + ``grad``): one vectorised pass per
 few rows (:func:`vmap_rows`), never a Python loop over samples. The parameter vector of a network has up to millions
@@ -135,13 +136,15 @@ def fisher_information_diag(model: nn.Module, model_samples: torch.Tensor, param
 
 
 def inverse_sqrt_information(info_diag: torch.Tensor, floor: float = 1e-12) -> torch.Tensor:
-    """diag(I)^{-1/2}, with 0 where an entry is zero, below ``floor`` or not finite (a parameter the model never
-    moves, e.g. a dead unit): such coordinates carry no information and are dropped from the AFV, and a warning
-    says how many."""
+    """diag(I)^{-1/2}, with 0 where an entry is zero, below ``floor`` or not finite: such coordinates carry no
+    information and are dropped from the AFV, and a warning says how many. A parameter whose gradient is the same
+    for every input has zero information: the output bias of D (∂D/∂b = 1, so U_{x,b} = 1 − E_p[1] = 0; it only
+    moves log Z), or a unit that never fires."""
     bad = ~torch.isfinite(info_diag) | (info_diag <= floor)
     if bad.any():
         warnings.warn(f"{int(bad.sum())} of {len(info_diag)} Fisher-information entries are zero or not finite "
-                      "(parameters the model does not use); their AFV coordinates are set to 0", stacklevel=2)
+                      "(parameters whose gradient is the same for every input, such as an output bias, or unused ones); their AFV "
+                      "coordinates are set to 0", stacklevel=2)
     return torch.where(bad, torch.zeros_like(info_diag), info_diag.clamp_min(floor).rsqrt())
 
 
@@ -168,7 +171,9 @@ def fisher_kernel(v_a: torch.Tensor, v_b: torch.Tensor) -> torch.Tensor:
 
 
 def fisher_distance(v_a: torch.Tensor, v_b: torch.Tensor) -> torch.Tensor:
-    """The Fisher distance sqrt(K(x,x) + K(y,y) − 2K(x,y)) = ‖V_x − V_y‖ for all pairs of rows: (N_a, N_b)."""
+    """sqrt(K(x,x) + K(y,y) − 2K(x,y)) = ‖V_x − V_y‖ for all pairs of rows: (N_a, N_b). This is the square root of
+    the Fisher distance (U_x − U_y)ᵀ I⁻¹ (U_x − U_y), with diag(I) for I and the zero-information coordinates
+    dropped."""
     _check_pair(v_a, v_b)
     return torch.cdist(v_a, v_b)
 

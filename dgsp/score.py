@@ -11,7 +11,7 @@ References
 * Elkhalil, Hasan, Ding, Farsiu and Tarokh (2021), *Fisher Auto-Encoders*, AISTATS: the Fisher divergence (eq. 4),
   its expansion into the Hyvärinen score (eq. 5-6), and the polynomial exponential family (eq. 13).
 * Liu and Wang (2016), *Stein Variational Gradient Descent*, NeurIPS: the update phi(x) (their eq. 8 and
-  Algorithm 1) with an RBF kernel and the median-heuristic bandwidth h = med^2 / log(n + 1).
+  Algorithm 1) with an RBF kernel and the median-heuristic bandwidth h = med^2 / log(n + 1) of their code.
 """
 from __future__ import annotations
 
@@ -201,13 +201,20 @@ def grid_moments(log_density: LogDensity, lo: float, hi: float, n: int = 401) ->
 
 # ----------------------------------------------------------------------------- Stein variational gradient descent
 def svgd_bandwidth(x: torch.Tensor) -> torch.Tensor:
-    """Liu and Wang's h = med^2 / log(n + 1), med^2 the median squared distance over all pairs of particles
-    (the diagonal included, as in their code); a 0-d tensor on x's device, so SVGD's loop never waits for the host."""
+    """The median heuristic h = med^2 / log(n + 1), med^2 the median squared distance over all n^2 pairs of
+    particles, the zero diagonal included. This is Liu and Wang's released code (their Sec. 5 writes log n), median
+    and all: with an even count it averages the two middle values, as numpy does, so two particles get h = d^2 / 2
+    and not 0. A 0-d tensor on x's device, so SVGD's loop never waits for the host."""
     return _median_bandwidth(torch.cdist(x, x) ** 2)
 
 
 def _median_bandwidth(d2: torch.Tensor) -> torch.Tensor:
-    return d2.median() / math.log(len(d2) + 1) if len(d2) > 1 else d2.new_tensor(1.0)
+    if len(d2) < 2:
+        return d2.new_tensor(1.0)
+    flat = d2.flatten()
+    m = len(flat)  # torch.median takes the lower middle value; numpy's median averages the two
+    med = (flat.kthvalue((m + 1) // 2).values + flat.kthvalue(m // 2 + 1).values) / 2
+    return med / math.log(len(d2) + 1)
 
 
 def svgd_direction(x: torch.Tensor, score: torch.Tensor, bandwidth: float | torch.Tensor | str = "median"

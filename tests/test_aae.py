@@ -30,8 +30,13 @@ def test_priors_have_their_shape():
         centre = m[comp == c].mean(0)
         angle = 2 * math.pi * c / 10
         assert torch.allclose(centre, 4.0 * torch.tensor([math.cos(angle), math.sin(angle)]), atol=0.05)
-    drawn = torch.randint(10, (50_000,), generator=torch.Generator().manual_seed(1))
-    assert (torch.bincount(drawn, minlength=10).float() / 50_000 - 0.1).abs().max() < 0.01
+    # drawn by the prior itself: each point's component read off its angle (sectors of 2 pi / 10 around the
+    # centres); equal weights, and each component stretched along its radius (std 1) and not across it (0.25)
+    m = aae.mixture_prior(50_000, generator=torch.Generator().manual_seed(1))
+    sector = (torch.atan2(m[:, 1], m[:, 0]) / (2 * math.pi / 10)).round().long() % 10
+    assert (torch.bincount(sector, minlength=10).float() / 50_000 - 0.1).abs().max() < 0.01
+    first = m[sector == 0]  # the component on the positive x axis: radial = x, tangential = y
+    assert abs(float(first[:, 0].std()) - 1.0) < 0.05 and abs(float(first[:, 1].std()) - 0.25) < 0.03
     t = torch.linspace(0, 1, 200)
     roll = aae.swiss_roll_prior(200, noise=0.0, position=t)
     radius = roll.norm(dim=1)

@@ -1,6 +1,7 @@
 """Score-based tools (dgsp.score): the Hyvärinen score, the Fisher divergence, score matching, SVGD, bad input."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -87,6 +88,18 @@ def test_svgd_direction_by_hand_for_two_particles():
     phi0 = 0.5 * (1.0 - k + (-2 * 1.0 / h) * k)
     phi1 = 0.5 * (k * 1.0 - 1.0 + (-2 * -1.0 / h) * k)
     assert torch.allclose(score.svgd_direction(x, s, h), torch.tensor([[phi0], [phi1]], dtype=torch.float64))
+
+
+def test_svgd_bandwidth_is_numpys_median_over_all_pairs():
+    """h = med^2 / log(n + 1) with numpy's median (the average of the two middle values for an even count), so
+    two particles at distance 1 get h = (1/2) / log 3, where torch's lower median would give 0 and a NaN kernel."""
+    two = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    assert float(score.svgd_bandwidth(two)) == pytest.approx(0.5 / math.log(3))
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    d2 = (torch.cdist(x, x) ** 2).numpy()
+    assert float(score.svgd_bandwidth(x)) == pytest.approx(float(np.median(d2)) / math.log(8))
+    moved, _ = score.svgd(lambda z: -z, two, steps=5, step_size=0.1)  # two particles: a finite, repelled pair
+    assert torch.isfinite(moved).all() and float(moved[1, 0] - moved[0, 0]) > 0
 
 
 def test_score_matching_by_autograd_and_grid_moments():

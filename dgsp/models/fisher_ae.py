@@ -22,7 +22,7 @@ Deviations, each a choice the paper leaves open:
   to +∞ on one side). The course keeps K = 5 free coefficients per dimension, as in the paper, and adds a fixed
   confining carrier h(z) = −c Σ_j z_j^m with m the smallest even power above K (eq. 12 allows any carrier; eq. 13
   takes h = 0). With c > 0 every η gives a proper density; with ``confine=0`` the user's η is checked instead.
-* **Decoder scale.** p_θ(x|z) = N(f_θ(z), s² I) with a fixed s (the paper's footnote takes s = 1); ② is then
+* **Decoder scale.** p_θ(x|z) = N(f_θ(z), s² I) with a fixed s (Sec. 3 takes s = 1); ② is then
   ‖x − f_θ(z)‖² / (2 s⁴) − D / s², and ① sees ∇_z log p_θ(x|z) = J_f(z)ᵀ (x − f_θ(z)) / s².
 """
 from __future__ import annotations

@@ -10,8 +10,8 @@ of D_Z side by side:
 * **WAE-GAN**: D_Z is the Jensen-Shannon divergence, estimated by a discriminator on codes. With a deterministic
   encoder this is the adversarial autoencoder of lecture 4 (Tolstikhin et al. say so in their Sec. 3), so the
   course builds it as :class:`dgsp.models.aae.AAE` (``posterior="deterministic"``) and defines nothing new here.
-* **WAE-MMD**: D_Z is the maximum mean discrepancy with the inverse multiquadratic kernel, estimated by the
-  unbiased U-statistic of Algorithm 2: :func:`imq_mmd2` and :class:`WAEMMD` below.
+* **WAE-MMD**: D_Z is the maximum mean discrepancy with the inverse multiquadratic kernel; Algorithm 2 estimates
+  its square MMD² by the unbiased U-statistic: :func:`imq_mmd2` and :class:`WAEMMD` below.
 
 The reconstruction cost is the AAE's Bernoulli cross-entropy, so that the four models of lecture 6 share the
 encoder, the decoder and the data; the WAE paper's MNIST runs use the squared error instead.
@@ -29,8 +29,8 @@ IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 def imq_mmd2(q_codes: torch.Tensor, p_codes: torch.Tensor, scales: tuple[float, ...] = IMQ_SCALES) -> torch.Tensor:
-    """The unbiased MMD² between two samples of codes (n, d) with k(a, b) = Σ_s sC / (sC + ‖a − b‖²), C = 2d
-    (Algorithm 2 of Tolstikhin et al.): differentiable, for training."""
+    """The unbiased estimate of MMD² (Algorithm 2 of Tolstikhin et al.) between two samples of codes (n, d), with
+    their code's multi-scale kernel k(a, b) = Σ_s sC / (sC + ‖a − b‖²), C = 2d: differentiable, for training."""
     if q_codes.dim() != 2 or q_codes.shape != p_codes.shape or len(q_codes) < 2:
         raise ValueError(f"imq_mmd2 needs two samples of the same shape (n >= 2, d); got {tuple(q_codes.shape)} "
                          f"and {tuple(p_codes.shape)}")
@@ -46,8 +46,9 @@ def imq_mmd2(q_codes: torch.Tensor, p_codes: torch.Tensor, scales: tuple[float, 
 
 class WAEMMD(AAE):
     """WAE-MMD: the AAE's deterministic encoder and decoder with no discriminator, trained on
-    reconstruction + ``lam`` · MMD²(codes, N(0, I) draws) in one Adam step per minibatch (Algorithm 2; λ = 10 as in
-    the paper's MNIST runs)."""
+    reconstruction + ``lam`` · MMD²(codes, N(0, I) draws) in one Adam step per minibatch (Algorithm 2). λ = 10 is
+    the paper's MNIST value, but there it weighs a squared-error cost; against the Bernoulli cross-entropy summed
+    over 784 pixels used here, the same λ gives the MMD term a different share of the loss."""
 
     def __init__(self, z_dim: int = 8, hidden: tuple[int, ...] = (512, 512), lam: float = 10.0, lr: float = 2e-4,
                  betas: tuple[float, float] = (0.5, 0.999), image_shape: tuple[int, int, int] = (1, 28, 28)):
