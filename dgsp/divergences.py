@@ -1,7 +1,7 @@
 """Lecture 2: divergences between distributions, and the small inference problems built on them.
 
 * closed-form KL between diagonal Gaussians, and KL by Monte Carlo;
-* KL / JS / TV between densities tabulated on a 1-D grid;
+* KL / JS / TV between densities tabulated on a grid (1-D here, 2-D in lecture 7);
 * fitting one Gaussian q to a bimodal mixture p by gradient descent on the reverse
   KL(q||p) (mode-seeking) or the forward KL(p||q) (mass-covering);
 * coordinate-ascent mean-field VI (CAVI) for a correlated 2-D Gaussian;
@@ -68,7 +68,9 @@ def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> 
     return -0.5 * (LOG_2PI + logvar + (z - mu) ** 2 / logvar.exp()).sum(-1)
 
 
-# ----------------------------------------------------------------------------- divergences on a 1-D grid
+# ----------------------------------------------------------------------------- divergences on a grid
+# p and q are densities tabulated at the same cells (any shape: a 1-D grid here, lecture 7's 2-D grids) and dx is
+# the size of one cell (its length, or its area), so that sums times dx are Riemann sums of the integrals.
 def grid_density(log_prob: Callable[[torch.Tensor], torch.Tensor], grid: torch.Tensor) -> torch.Tensor:
     """Evaluate a 1-D density (``log_prob`` takes points of shape (N, 1)) on an evenly spaced grid,
     renormalised to integrate to 1 there."""
@@ -86,8 +88,8 @@ def _spacing(grid: torch.Tensor) -> float:
 
 
 def _check_grid_pair(p: torch.Tensor, q: torch.Tensor) -> None:
-    if p.shape != q.shape or p.dim() != 1:
-        raise ValueError(f"p and q must be 1-D densities on the same grid, got {tuple(p.shape)} and {tuple(q.shape)}")
+    if p.shape != q.shape:
+        raise ValueError(f"p and q must be densities on the same grid, got {tuple(p.shape)} and {tuple(q.shape)}")
     if (p < 0).any() or (q < 0).any():
         raise ValueError("densities must be non-negative")
 

@@ -109,12 +109,16 @@ def test_label_probs_are_q_y_given_x_and_match_classify():
                                 dict(prior="mixture"), dict(prior="swiss_roll"),
                                 dict(n_classes=10, supervised=True), dict(n_classes=16, z_dim=4),
                                 dict(adversarial=False)])
-def test_every_model_takes_a_step(kw):
+def test_every_model_takes_a_step(kw, assert_moved):
     model = _small(**kw)
     x, y = _images(8), torch.arange(8) % 10
     batch = (x, y) if kw.get("supervised") else (x,)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     logs = model.training_step(batch)
     assert "recon" in logs and all(torch.isfinite(v) for v in logs.values())
+    parts = ["encoder", "decoder"] + (["disc_z"] if kw.get("adversarial", True) else []) \
+        + (["disc_y"] if kw.get("n_classes") and not kw.get("supervised") else [])
+    assert_moved(before, model, *parts)
     assert ("loss_d" in logs) == kw.get("adversarial", True)
     assert model.encode(x).shape == (8, model.z_dim)
     labels = y if kw.get("supervised") else None
@@ -256,6 +260,16 @@ def test_instance_noise_blurs_both_samples_and_enters_the_key_only_when_used():
     aae.instance_noise(disc, 0.3)(torch.zeros(20_000, 4))
     assert float(seen[-1].std()) == pytest.approx(0.3, rel=0.03) and abs(float(seen[-1].mean())) < 0.01
     assert "disc_noise" not in _small().hparams
+    # in the model, every input of the categorical adversary is blurred: the prior's one-hot draws and the codes
+    # for D's step, and the codes for the encoder's step. Clean, each row sums to 1; blurred it does not.
+    for std in (0.0, 0.3):
+        model = _small(n_classes=16, z_dim=4, disc_noise=std)
+        sums = []
+        model.disc_y.register_forward_pre_hook(lambda module, args: sums.append(args[0].detach().sum(1)))
+        model.training_step((_images(8),))
+        assert len(sums) == 3
+        off = [float((s - 1).abs().mean()) for s in sums]
+        assert (min(off) > 0.3) if std else (max(off) < 1e-5), (std, off)
     model = _small(n_classes=16, z_dim=4, disc_noise=0.3)
     assert model.hparams["disc_noise"] == 0.3
     # the categorical adversary sees noisy one-hot draws: its loss on the same batch differs from a noiseless twin's

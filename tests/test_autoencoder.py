@@ -60,12 +60,14 @@ def test_linear_autoencoder_finds_the_principal_subspace():
 
 
 @pytest.mark.parametrize("arch", ["linear", "mlp", "conv"])
-def test_autoencoder_shapes_and_one_step(arch):
+def test_autoencoder_shapes_and_one_step(arch, assert_moved):
     dgsp.seed_everything(0)
     model = Autoencoder(code_dim=4, arch=arch, hidden=(32,), channels=8)
     x = torch.rand(8, 1, 28, 28)
     assert model.encode(x).shape == (8, 4) and model(x).shape == x.shape
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     metrics = {k: float(v) for k, v in model.training_step((x,)).items()}
+    assert_moved(before, model, "encoder", "decoder")
     assert set(metrics) == {"loss", "recon", "l1"} and all(np.isfinite(list(metrics.values())))
 
 

@@ -84,16 +84,42 @@ def test_shapes_and_joint_concatenation():
     assert torch.equal(same, model.sample(3, torch.Generator().manual_seed(7)))
 
 
-def test_a_training_step_moves_only_its_players():
+def test_a_training_step_moves_every_player(assert_moved):
     for cls, kw in ((bigan.BiGAN, {}), (bigan.LatentRegressor, {"joint_weight": 0.25})):
         model = _small(cls, **kw)
         before = {k: v.clone() for k, v in model.state_dict().items()}
         out = model.training_step((torch.rand(16, 1, 28, 28),))
         assert all(math.isfinite(float(v)) for v in out.values())
-        for part in ("encoder", "generator", "discriminator"):
-            moved = any(not torch.equal(before[k], v) for k, v in model.state_dict().items() if k.startswith(part)
-                        and k.endswith("weight"))
-            assert moved, f"{cls.__name__}: {part} did not move"
+        assert_moved(before, model, "encoder", "generator", "discriminator")
+
+
+def _step_with(model, x, zero: str | None = None):
+    """One two_player_step from the seeded loss, with the term ``zero`` (if any) multiplied by 0."""
+    torch.manual_seed(5)
+    terms = model.loss(x)
+    if zero is not None:
+        terms[zero] = terms[zero] * 0
+    bigan.two_player_step(model, terms)
+    return model.state_dict()
+
+
+@pytest.mark.parametrize("cls, kw", [(bigan.BiGAN, {}), (bigan.LatentRegressor, {"joint_weight": 0.25})])
+def test_each_player_moves_by_its_own_loss_only(cls, kw):
+    """D's step depends on loss_d alone, and (G, E)'s on loss_ge alone: zeroing the other player's loss leaves a
+    player's new weights exactly as they are after the full step (D's loss must not leak into G or E)."""
+    import copy
+
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    model = _small(cls, **kw)
+    full = _step_with(copy.deepcopy(model), x)
+    no_ge = _step_with(copy.deepcopy(model), x, "loss_ge")
+    no_d = _step_with(copy.deepcopy(model), x, "loss_d")
+    for k, v in full.items():
+        if not k.endswith("weight"):
+            continue
+        same_as = no_ge if k.startswith("discriminator") else no_d
+        assert torch.equal(v, same_as[k]), f"{cls.__name__}: {k} depends on the other player's loss"
+    assert any(not torch.equal(full[k], no_ge[k]) for k in full if k.startswith("generator") and k.endswith("weight"))
 
 
 def test_latent_regression_loss_and_joint_weight():
@@ -105,17 +131,21 @@ def test_latent_regression_loss_and_joint_weight():
     (bigan.scale_gradient(x, 0.25) * 3).sum().backward()
     assert float(x.grad) == pytest.approx(0.75)  # value unchanged, gradient scaled
 
-    # LR: G gets no gradient from the regression loss; JLR: it does
+    # LR: G gets no gradient from the regression loss; JLR: it gets the regression's gradient times joint_weight.
+    # LatentRegressor.loss itself, with its adversarial term for G switched off so that only the regression is left
     x = torch.rand(8, 1, 28, 28)
     grads = {}
-    for w in (0.0, 0.25):
-        model = _small(bigan.LatentRegressor, joint_weight=w)
-        z = model.noise(8, torch.Generator().manual_seed(0))
-        latent = bigan.latent_regression_loss(model.encoder(bigan.scale_gradient(model.generator(z), w)), z)
-        latent.backward()
-        grads[w] = sum(float(p.grad.abs().sum()) for p in model.generator.parameters() if p.grad is not None)
-        assert all(p.grad is not None for p in model.encoder.parameters())
-    assert grads[0.0] == 0 and grads[0.25] > 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bigan, "generator_loss_nonsaturating", lambda logits: 0 * logits.sum())
+        for w in (0.0, 0.25, 0.5):
+            model = _small(bigan.LatentRegressor, joint_weight=w)
+            torch.manual_seed(1)
+            model.loss(x)["loss_ge"].backward(inputs=[*model.generator.parameters(), *model.encoder.parameters()])
+            grads[w] = torch.cat([p.grad.flatten() for p in model.generator.parameters()])
+            assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters()
+                       if p.dim() > 1)
+    assert grads[0.0].abs().sum() == 0 and grads[0.25].abs().sum() > 0
+    torch.testing.assert_close(grads[0.5], 2 * grads[0.25])  # the same models and draws: linear in the weight
     assert _small(bigan.LatentRegressor).discriminator_features(x).shape == (8, 32)
 
 

@@ -463,7 +463,7 @@ def test_notebook_in_browser(notebook: Path, lab: Lab, chromium, summary):
             assert any(r["image_changed"] for r in mine), \
                 f"{name}: widget {w['widget']} redraws the same figure whatever its controls say: {mine}"
         page.screenshot(path=str(folder / "after-widgets.png"))
-        result["page_errors"] = page_errors
+        assert not page_errors, f"{name}: JavaScript errors in the page:\n" + "\n".join(page_errors[:5])
         result["passed"] = True
     finally:
         result["page_errors"] = page_errors

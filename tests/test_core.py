@@ -76,6 +76,7 @@ def test_quick_mode_folder_is_removed_at_exit(tmp_path):
 
 def test_seed_everything_deterministic_flag(monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
     before = torch.are_deterministic_algorithms_enabled()
     try:
         dgsp.seed_everything(0, deterministic=True)

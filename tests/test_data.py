@@ -81,9 +81,15 @@ def test_full_mnist_from_idx_folder(fake_mnist):
     assert data.resolve("mnist") == "mnist"
 
 
-def test_loads_are_parsed_once_and_the_callers_copies_are_their_own(fake_mnist):
+def test_loads_are_parsed_once_and_the_callers_copies_are_their_own(fake_mnist, monkeypatch):
     """The raw arrays are read once per process (a notebook asks for the data many times), but each call returns
     fresh tensors, and a file changed on disk is read again."""
+    reads = []
+    real_read = data.read_idx
+    monkeypatch.setattr(data, "read_idx", lambda path: reads.append(path) or real_read(path))
+    data._read_mnist_split.cache_clear()
+    data.mnist("test"), data.mnist("test"), data.mnist("test", n=5)
+    assert len(reads) == 2  # images and labels, once
     x, _ = data.load("mnist5k", "train", n=100)
     x.fill_(-1.0)
     assert float(data.load("mnist5k", "train", n=100)[0].min()) >= 0.0

@@ -45,7 +45,16 @@ def test_grid_divergences():
     assert abs(dv.kl_grid(p, q, dx) - exact) < 1e-4
     assert dv.kl_grid(p, p, dx) == pytest.approx(0.0, abs=1e-12)
     assert 0 < dv.js_grid(p, q, dx) < math.log(2)
-    assert 0 < dv.tv_grid(p, q, dx) < 1
+    # TV(N(0, 1), N(1, 4)) = 1/2 ∫ |p - q| by scipy's adaptive quadrature, split where the densities cross
+    from scipy import integrate, stats
+    gap = lambda t: abs(stats.norm.pdf(t, 0, 1) - stats.norm.pdf(t, 1, 2))  # noqa: E731
+    tv = 0.5 * sum(integrate.quad(gap, a, b)[0] for a, b in ((-10, -1.0), (-1.0, 1.5), (1.5, 10)))
+    assert dv.tv_grid(p, q, dx) == pytest.approx(tv, abs=1e-6)
+    # the same on a 2-D grid (cells of area dx^2): independent coordinates, one of them the same in p and q
+    p2, q2 = p[::20, None] * p[None, ::20], q[::20, None] * p[None, ::20]
+    dx2 = 20 * dx
+    p2, q2 = p2 / (p2.sum() * dx2 ** 2), q2 / (q2.sum() * dx2 ** 2)
+    assert dv.tv_grid(p2, q2, dx2 ** 2) == pytest.approx(tv, abs=1e-3)
     disjoint = torch.zeros_like(p)
     disjoint[:10] = 1.0 / (10 * dx)
     p_cut = p.clone()

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from dgsp import course_tables, metrics, recipes, widgets
-from dgsp.models.ebm_gan import EBMGAN, grid_2d, grid_density_2d, knn_entropy, tv_distance_2d
+from dgsp.divergences import tv_grid
+from dgsp.models.ebm_gan import EBMGAN, grid_2d, grid_density_2d, knn_entropy
 from dgsp.score import langevin
 from dgsp.train import fit
 
@@ -48,12 +49,14 @@ def test_ebm_gan_learns_a_density_on_the_ring():
     fit(model, x, epochs=None, max_steps=300, batch_size=256, cache=False, progress=False)
     points, cell = grid_2d(3.0, 64)
     dens = grid_density_2d(model.log_density, points, cell)
-    assert float(dens.sum() * cell) == pytest.approx(1.0, abs=1e-9)
+    # grid_density_2d against a closed form: the standard normal on [-6, 6]^2 is exp(-|x|^2 / 2) / (2 pi)
+    pts6, cell6 = grid_2d(6.0, 121)
+    normal = grid_density_2d(lambda p: -(p ** 2).sum(1) / 2 + 7.0, pts6, cell6)  # + 7: any constant drops out
+    assert torch.allclose(normal, (-(pts6.double() ** 2).sum(1) / 2).exp() / (2 * math.pi), rtol=1e-3, atol=1e-6)
     truth = grid_density_2d(toy.log_prob, points, cell)
     uniform = torch.full_like(truth, 1 / (36.0))
     # after 300 steps e^D is already closer to the ring than a flat density on the square is
-    assert tv_distance_2d(dens, truth, cell) < tv_distance_2d(uniform, truth, cell) - 0.05
-    assert tv_distance_2d(truth, truth, cell) == 0.0
+    assert tv_grid(dens, truth, cell) < tv_grid(uniform, truth, cell) - 0.05
     with torch.no_grad():
         assert float(model.log_density(x[:500]).mean()) > float(model.log_density(4 * torch.rand(500, 2) - 2).mean())
 
@@ -67,7 +70,7 @@ def test_ebm_gan_bad_input():
     with pytest.raises(ValueError, match="unknown toy"):
         recipes.ebm_toy("ring9")
     with pytest.raises(ValueError, match="same grid"):
-        tv_distance_2d(torch.ones(4), torch.ones(5), 1.0)
+        tv_grid(torch.ones(4), torch.ones(5), 1.0)
     with pytest.raises(ValueError, match="n >= 2"):
         grid_2d(1.0, 1)
 
@@ -126,9 +129,14 @@ def test_langevin_panel_is_a_pure_function():
     torch.manual_seed(0)
     model = EBMGAN(**recipes.TOY_EBM)
     start = model.sample(100, generator=torch.Generator().manual_seed(0))
+    kept = start.clone()
     out = widgets.langevin_panel(model, toy, start, steps=20, step_size=1e-3)
     assert out["after"].shape == (100, 2) and out["d"].shape == (100, 100)
-    assert out["coverage_before"]["n_modes"] == 8
+    assert torch.equal(start, kept) and not torch.equal(out["after"], start)  # moves copies, not its input
+    again = widgets.langevin_panel(model, toy, start, steps=20, step_size=1e-3)
+    assert torch.equal(again["after"], out["after"]) and torch.equal(again["d"], out["d"])  # seeded: the same
+    from dgsp.metrics import mode_coverage
+    assert out["coverage_after"] == mode_coverage(out["after"], toy.modes, toy.std)
     assert torch.equal(widgets.langevin_panel(model, toy, start, steps=0, step_size=1e-3)["after"], start)
     fig = widgets.draw_langevin_panel(out)
     assert len(fig.axes) == 2

@@ -87,6 +87,8 @@ def test_afvs_distances_and_sets():
     assert torch.allclose(fisher.fisher_distance(v, v), by_kernel, atol=1e-6)
     assert fisher.set_distance(v, v) == 0.0
     assert fisher.set_distance(v[:4], v[4:]) == pytest.approx(fisher.set_distance(v[4:], v[:4]))
+    # the distance between the sets' mean AFVs (sets of different sizes, so sums would not do)
+    assert fisher.set_distance(v[:3], v[3:]) == pytest.approx(float((v[:3].mean(0) - v[3:].mean(0)).norm()))
 
 
 def test_dead_parameters_and_bad_input():

@@ -128,14 +128,16 @@ def test_imq_mmd_is_small_for_the_same_law_and_large_for_a_shift():
         wae.imq_mmd2(a, b[:10])
 
 
-def test_the_four_models_share_networks_and_train_a_step():
+def test_the_four_models_share_networks_and_train_a_step(assert_moved):
     counts = {}
     for kind in recipes.ROBUST_AES:
         model = recipes.robust_ae(kind)
         counts[kind] = sum(p.numel() for p in model.encoder.parameters()) + \
             sum(p.numel() for p in model.decoder.parameters())
+        before = {k: v.clone() for k, v in model.state_dict().items()}
         logs = model.training_step((torch.rand(32, 1, 28, 28),))
         assert all(math.isfinite(float(v)) for v in logs.values())
+        assert_moved(before, model, "encoder", "decoder", *{"wae_gan": ["disc_z"]}.get(kind, []))
         assert fisher_ae.mean_code(model, torch.rand(3, 1, 28, 28)).shape == (3, 8)
     # a Gaussian encoder has a second 8-wide head; otherwise the networks are the same
     assert counts["fisher_ae"] == counts["vae"] and counts["wae_gan"] == counts["wae_mmd"]

@@ -200,10 +200,12 @@ def test_mismatched_generator_discriminator_shapes():
 
 
 @pytest.mark.parametrize("loss", gan.LOSSES)
-def test_every_model_steps_and_samples(loss):
+def test_every_model_steps_and_samples(loss, assert_moved):
     model = gan.make_model(loss, hidden=(16, 16), latent_dim=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     out = model.training_step((torch.randn(20, 2),))
     assert all(math.isfinite(v) for v in out.values())
+    assert_moved(before, model, "generator", "discriminator")
     assert model.sample(7).shape == (7, 2)
 
 
@@ -265,7 +267,17 @@ def test_gan_playground_pure_function():
                          grid_size=12)
     assert out["fake"].shape == (1000, 2) and out["surface"].shape == (12, 12)
     assert len(out["history"]["wasserstein"]) == 10
-    assert 0 <= out["coverage"]["modes_covered"] <= 8
+    from dgsp.data import toy
+    from dgsp.metrics import mode_coverage
+    ring = toy("ring8")
+    assert out["coverage"] == mode_coverage(out["fake"], ring.modes, ring.std)  # scored on the samples it returns
+    # a function of its arguments: the same call again gives the same run; another seed another one
+    again = gan_playground("wgan", lr=1e-3, n_critic=2, clip=0.05, toy="ring8", steps=10, batch_size=32,
+                           hidden=16, grid_size=12)
+    assert torch.equal(again["fake"], out["fake"]) and again["history"]["wasserstein"] == out["history"]["wasserstein"]
+    other = gan_playground("wgan", lr=1e-3, n_critic=2, clip=0.05, toy="ring8", steps=10, batch_size=32,
+                           hidden=16, grid_size=12, seed=1)
+    assert not torch.equal(other["fake"], out["fake"])
     fig = draw_gan_playground(out)
     import matplotlib.pyplot as plt
     plt.close(fig)

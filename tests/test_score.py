@@ -21,7 +21,10 @@ def test_hyvarinen_score_of_a_gaussian_in_closed_form():
 def test_fisher_divergence_between_two_gaussians():
     x = torch.randn(200_000, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     d = score.fisher_divergence(lambda x: -x, lambda x: -(x - 0.7), x)  # N(0, 1) vs N(0.7, 1): m^2 / 2
-    assert d == pytest.approx(0.7 ** 2 / 2, rel=1e-9)
+    assert d == pytest.approx(0.7 ** 2 / 2, rel=1e-9)  # the score gap is the constant -0.7: exact for any x
+    # N(0, 1) vs N(0, 4): a score gap of -3x/4, so the Monte Carlo average over x ~ p matters: (1/2)(9/16) E x^2
+    d = score.fisher_divergence(lambda x: -x, lambda x: -x / 4, x)
+    assert d == pytest.approx(0.5 * 9 / 16, rel=5e-3)
     autograd = score.score_of(lambda x: -(x ** 2).sum(1) / 2)
     assert torch.allclose(autograd(x[:5]), -x[:5])
 

@@ -424,8 +424,12 @@ def test_small_models_train_on_one_thread_and_the_count_is_restored():
             return super().training_step(batch)
 
     before = torch.get_num_threads()
-    fit(Probe().cpu(), _data(), epochs=1, batch_size=16)
-    assert set(seen) == {1} and torch.get_num_threads() == before
-    seen.clear()
-    fit(Probe().cpu(), _data(), epochs=1, batch_size=16, threads=None)
-    assert set(seen) == {before}
+    torch.set_num_threads(2)  # so that "one thread" differs from torch's own count even on a one-core host
+    try:
+        fit(Probe().cpu(), _data(), epochs=1, batch_size=16)
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        fit(Probe().cpu(), _data(), epochs=1, batch_size=16, threads=None)
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)

@@ -145,9 +145,3 @@ def grid_density_2d(log_density, points: torch.Tensor, cell: float) -> torch.Ten
     dens = (logp - logp.max()).exp()
     return dens / (dens.sum() * cell)
 
-
-def tv_distance_2d(p: torch.Tensor, q: torch.Tensor, cell: float) -> float:
-    """Total variation 1/2 ∫ |p - q| between two densities given on the same grid."""
-    if p.shape != q.shape:
-        raise ValueError(f"the two densities must be on the same grid, got {tuple(p.shape)} and {tuple(q.shape)}")
-    return float(0.5 * (p - q).abs().sum() * cell)
