@@ -27,7 +27,7 @@ import math
 import time
 
 import torch
-from common import course_splits, parse_args, trained_seconds, verdict
+from common import course_splits, parse_args, verdict
 from sklearn.metrics import normalized_mutual_info_score
 
 PAPER = {"semi_error_100": 1.90, "semi_error_all": 0.85, "cluster16_error": 9.55, "cluster30_error": 4.10}
@@ -37,11 +37,11 @@ DEFAULTS = {"parts": ["semi", "cluster", "prior", "samples"], "labels": ["100", 
 
 
 def timed(fn, *args, **kw):
-    """Call a recipe; return the model and its training wall time (:func:`common.trained_seconds`), so a run loaded
+    """Call a recipe; return the model and its training wall time (``History.training_seconds``), so a run loaded
     from its checkpoint reports the time it took to train."""
     t0 = time.perf_counter()
     model = fn(*args, **kw)
-    seconds = trained_seconds(model)
+    seconds = model.history.training_seconds()
     return model, time.perf_counter() - t0 if math.isnan(seconds) else seconds  # NaN: no logged time
 
 

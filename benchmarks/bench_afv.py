@@ -24,7 +24,7 @@ from __future__ import annotations
 import resource
 import time
 
-from common import course_splits, parse_args, trained_seconds, verdict
+from common import course_splits, parse_args, verdict
 
 BUDGET_S = 30 * 60
 MEMORY_GB = 8.0
@@ -71,7 +71,7 @@ def main() -> None:
     lines: list[str] = []
 
     model = recipes.mnist_ebm_gan(dataset)
-    out["seconds_ebm_gan"] = trained_seconds(model)
+    out["seconds_ebm_gan"] = model.history.training_seconds()
     out["frechet_ebm_gan_training"] = model.history.last("frechet")
     d = model.discriminator.eval()
     n_params = sum(p.numel() for p in d.parameters())
@@ -166,7 +166,8 @@ def main() -> None:
     start, end = gaps[0], gaps[-1]  # at the first and the last monitored epoch
     out.update(overfit_gap_start=start, overfit_gap_end=end,
                overfit_frechet_held_out_end=over.history.last("frechet_held_out"),
-               overfit_frechet_train_end=over.history.last("frechet_train"), seconds_overfit=trained_seconds(over))
+               overfit_frechet_train_end=over.history.last("frechet_train"),
+               seconds_overfit=over.history.training_seconds())
     if start > 0:
         out["overfit_gap_ratio"] = end / start
     ok = end > max(start, 0)

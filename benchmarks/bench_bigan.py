@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 
-from common import course_splits, parse_args, trained_seconds, verdict
+from common import course_splits, parse_args, verdict
 
 TARGET_BIGAN = 97.4
 BUDGET_BIGAN_S, BUDGET_OTHERS_S = 60 * 60, 30 * 60
@@ -41,7 +41,7 @@ def main() -> None:
             "jlr": recipes.mnist_latent_regressor(True, dataset),
             "ae_l2": recipes.mnist_table_autoencoder("l2", dataset),
             "ae_l1": recipes.mnist_table_autoencoder("l1", dataset)}
-    seconds = {name: trained_seconds(model) for name, model in runs.items()}
+    seconds = {name: model.history.training_seconds() for name, model in runs.items()}
     out: dict[str, float] = {}
     lines: list[str] = []
     for layer, suffix, title in (("hidden", "", "encoders at their last hidden layer (the paper's protocol)"),

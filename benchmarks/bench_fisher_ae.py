@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 
-from common import parse_args, trained_seconds, verdict
+from common import parse_args, verdict
 
 BUDGET_S = 60 * 60
 N_SAMPLES = 1000  # images per model for the Fréchet distance (SVGD moves all particles together: O(n^2) per step)
@@ -54,7 +54,7 @@ def main() -> None:
 
     # the four models
     runs = {kind: recipes.mnist_robust_ae(kind, dataset) for kind in recipes.ROBUST_AES}
-    seconds = {kind: trained_seconds(m) for kind, m in runs.items()}
+    seconds = {kind: m.history.training_seconds() for kind, m in runs.items()}
     device = dgsp.device()
     x_eval, y_eval = x_test.to(device), y_test
     n_tsne = dgsp.by_mode(2000, 300)

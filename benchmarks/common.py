@@ -1,4 +1,4 @@
-"""What every benchmark script shares: the command line, the verdicts and the training time of a cached run.
+"""What every benchmark script shares: the command line, the verdicts and the course's data splits.
 
 A benchmark records into the committed ``figures/results.json`` (``DGSP_PUBLISH=1``) unless it runs with
 ``--quick-check`` (quick mode on the embedded subset: a smoke test that records nothing).
@@ -26,20 +26,6 @@ def parse_args(doc: str | None, add_arguments=None) -> argparse.Namespace:
 
 def verdict(ok: bool, yes: str = "MET", no: str = "NOT MET") -> str:
     return yes if ok else no
-
-
-def trained_seconds(model) -> float:
-    """Sum of the training wall time of every ``fit`` call that built the model's checkpoint (``fit`` logs the
-    time with every epoch and its clock restarts on resume), so a run loaded from its checkpoint reports the time
-    it took to train."""
-    if "time" not in model.history:
-        return float("nan")
-    total, last = 0.0, 0.0
-    for t in model.history["time"]:
-        if t < last:  # a resumed fit: its clock started again
-            total += last
-        last = t
-    return total + last
 
 
 def course_splits():

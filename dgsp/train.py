@@ -124,6 +124,19 @@ class History:
         """The most recent value of a metric."""
         return self[name][-1]
 
+    def training_seconds(self) -> float:
+        """The run's training wall time, NaN if none was logged. :func:`fit` logs ``time`` after every epoch and a
+        resumed run counts on from where it stopped; checkpoints written before that restarted the clock at each
+        resume, and their pieces are summed."""
+        if "time" not in self.values:
+            return float("nan")
+        total, last = 0.0, 0.0
+        for t in self.values["time"]:
+            if t < last:  # an older resumed fit: its clock started again
+                total += last
+            last = t
+        return total + last
+
     def state_dict(self) -> dict:
         return {"steps": self.steps, "values": self.values, "snapshots": self.snapshots}
 
@@ -485,6 +498,7 @@ def _fit(model: Model, data: Data, *, epochs, batch_size, seed, callbacks, eval_
     logger = _Logger(model, log_every, path)
     extra_streams = {k: _cycle(streams[k], sizes[k], seed + 1 + i, step) for i, k in enumerate(others)}
     t0 = time.perf_counter()
+    before = model.history.training_seconds() if "time" in model.history else 0.0  # a resumed run counts on
     epoch, stop = start_epoch, False
     try:
         bar = tqdm(desc=desc or type(model).__name__, disable=not show, initial=start_epoch, total=epochs)
@@ -501,14 +515,14 @@ def _fit(model: Model, data: Data, *, epochs, batch_size, seed, callbacks, eval_
                     break
             means = logger.epoch_means()
             if stop:  # a budget ended the run inside this epoch
-                _end_of_run(model, callbacks, snapshot, logger, step, epoch, path, t0)
+                _end_of_run(model, callbacks, snapshot, logger, step, epoch, path, t0 - before)  # the run's clock
                 if path is not None:
                     save_checkpoint(path, model, epoch=epoch + 1, step=step, config=config, finished=True)
                 break
             model.on_epoch_end(epoch)
             if (epoch + 1) % eval_every == 0 or (epochs is not None and epoch + 1 == epochs):
                 means.update(_evaluate(model, callbacks, snapshot, step, epoch, path))
-            model.history.log(step, {"epoch": epoch + 1, "time": time.perf_counter() - t0})
+            model.history.log(step, {"epoch": epoch + 1, "time": before + time.perf_counter() - t0})
             bar.update(1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:4]})
             if path is not None:

@@ -141,6 +141,17 @@ def test_interrupt_returns_model_and_resume_matches_uninterrupted():
     fit(resumed, _data(), epochs=4, batch_size=16, checkpoint=name)
     assert torch.allclose(resumed.lin.weight, reference.lin.weight)
     assert resumed.history["epoch"] == [1, 2, 3, 4]
+    # the run's clock counts on across the resume: epochs 3-4 start from where epoch 2 had got to
+    t = resumed.history["time"]
+    assert t == sorted(t) and t[2] > t[1] and resumed.history.training_seconds() == t[-1]
+
+
+def test_training_seconds_sums_the_pieces_of_an_older_resumed_run():
+    h = train.History()
+    for t in (1.0, 2.0, 0.5, 1.5):  # an older checkpoint: the clock restarted at 0 when the run resumed
+        h.log(0, {"time": t})
+    assert h.training_seconds() == 3.5
+    assert math.isnan(train.History().training_seconds())
 
 
 def test_nan_guard_names_metric_and_step_and_keeps_last_good_checkpoint():
