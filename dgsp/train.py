@@ -125,9 +125,11 @@ class History:
         return self[name][-1]
 
     def training_seconds(self) -> float:
-        """The run's training wall time, NaN if none was logged. :func:`fit` logs ``time`` after every epoch and a
-        resumed run counts on from where it stopped; checkpoints written before that restarted the clock at each
-        resume, and their pieces are summed."""
+        """The run's training wall time in seconds, NaN if none was logged. :func:`fit` logs ``train_seconds`` after
+        every epoch, counting on across resumes. Checkpoints from before it logged ``time``, the seconds since that
+        call of ``fit`` started, which restart at each resume: their pieces are summed (a drop marks a resume)."""
+        if "train_seconds" in self.values:
+            return self.values["train_seconds"][-1]
         if "time" not in self.values:
             return float("nan")
         total, last = 0.0, 0.0
@@ -497,8 +499,8 @@ def _fit(model: Model, data: Data, *, epochs, batch_size, seed, callbacks, eval_
         model.on_epoch_end(e)
     logger = _Logger(model, log_every, path)
     extra_streams = {k: _cycle(streams[k], sizes[k], seed + 1 + i, step) for i, k in enumerate(others)}
-    t0 = time.perf_counter()
-    before = model.history.training_seconds() if "time" in model.history else 0.0  # a resumed run counts on
+    done = model.history.training_seconds() if start_epoch else 0.0  # a resumed run's clock counts on
+    t0 = time.perf_counter() - (done if math.isfinite(done) else 0.0)
     epoch, stop = start_epoch, False
     try:
         bar = tqdm(desc=desc or type(model).__name__, disable=not show, initial=start_epoch, total=epochs)
@@ -515,14 +517,14 @@ def _fit(model: Model, data: Data, *, epochs, batch_size, seed, callbacks, eval_
                     break
             means = logger.epoch_means()
             if stop:  # a budget ended the run inside this epoch
-                _end_of_run(model, callbacks, snapshot, logger, step, epoch, path, t0 - before)  # the run's clock
+                _end_of_run(model, callbacks, snapshot, logger, step, epoch, path, t0)
                 if path is not None:
                     save_checkpoint(path, model, epoch=epoch + 1, step=step, config=config, finished=True)
                 break
             model.on_epoch_end(epoch)
             if (epoch + 1) % eval_every == 0 or (epochs is not None and epoch + 1 == epochs):
                 means.update(_evaluate(model, callbacks, snapshot, step, epoch, path))
-            model.history.log(step, {"epoch": epoch + 1, "time": before + time.perf_counter() - t0})
+            model.history.log(step, {"epoch": epoch + 1, "train_seconds": time.perf_counter() - t0})
             bar.update(1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:4]})
             if path is not None:
@@ -575,4 +577,4 @@ def _end_of_run(model: Model, callbacks, snapshot, logger: _Logger, step: int, e
                 t0: float) -> None:
     logger.flush()
     _evaluate(model, callbacks, snapshot, step, epoch, path)
-    model.history.log(step, {"epoch": epoch + 1, "time": time.perf_counter() - t0})
+    model.history.log(step, {"epoch": epoch + 1, "train_seconds": time.perf_counter() - t0})

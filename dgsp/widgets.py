@@ -274,7 +274,7 @@ def gan_playground(loss: str = PLAYGROUND["loss"], lr: float = PLAYGROUND["lr"],
     xx, yy = torch.meshgrid(torch.linspace(x0, x1, grid_size), torch.linspace(y0, y1, grid_size), indexing="xy")
     with torch.no_grad():
         s = model.score(torch.stack([xx.flatten(), yy.flatten()], 1)).view(grid_size, grid_size)
-    history = {k: model.history[k] for k in model.history.keys() if k not in ("epoch", "time")}
+    history = {k: model.history[k] for k in model.history.keys() if k not in ("epoch", "train_seconds")}
     return {"loss": loss, "real": real, "fake": fake, "xx": xx, "yy": yy, "extent": (x0, x1, y0, y1),
             "surface": torch.sigmoid(s) if is_gan else s, "surface_label": "D(x)" if is_gan else "critic f(x)",
             "history": history, "seconds": seconds,

@@ -142,15 +142,17 @@ def test_interrupt_returns_model_and_resume_matches_uninterrupted():
     assert torch.allclose(resumed.lin.weight, reference.lin.weight)
     assert resumed.history["epoch"] == [1, 2, 3, 4]
     # the run's clock counts on across the resume: epochs 3-4 start from where epoch 2 had got to
-    t = resumed.history["time"]
-    assert t == sorted(t) and t[2] > t[1] and resumed.history.training_seconds() == t[-1]
+    t = resumed.history["train_seconds"]
+    assert t == sorted(t) and resumed.history.training_seconds() == t[-1]
+    first = interrupted.history["train_seconds"]
+    assert t[:2] == first and t[2] > first[1]
 
 
-def test_training_seconds_sums_the_pieces_of_an_older_resumed_run():
+def test_training_seconds_of_an_older_checkpoint_sums_its_pieces():
     h = train.History()
-    for t in (1.0, 2.0, 0.5, 1.5):  # an older checkpoint: the clock restarted at 0 when the run resumed
+    for t in (1.0, 2.0, 0.5, 1.5, 0.25):  # "time" restarted at 0 at each of two resumes
         h.log(0, {"time": t})
-    assert h.training_seconds() == 3.5
+    assert h.training_seconds() == 3.75
     assert math.isnan(train.History().training_seconds())
 
 
