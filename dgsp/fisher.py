@@ -225,20 +225,20 @@ class CountSketch:
     def __init__(self, in_dim: int, out_dim: int, seed: int = 0, exact: torch.Tensor | None = None):
         if in_dim < 1 or out_dim < 1:
             raise ValueError(f"a sketch needs positive sizes, got {in_dim} -> {out_dim}")
-        g = torch.Generator().manual_seed(seed)
-        self.in_dim, self.out_dim = in_dim, out_dim
-        self.bucket = torch.randint(0, out_dim, (in_dim,), generator=g)
-        self.sign = torch.randint(0, 2, (in_dim,), generator=g).float() * 2 - 1
-        if exact is not None and len(exact):
-            exact = torch.as_tensor(exact).long().flatten()
+        exact = torch.zeros(0, dtype=torch.long) if exact is None else torch.as_tensor(exact).long().flatten()
+        if len(exact):
             if exact.unique().numel() != len(exact) or int(exact.min()) < 0 or int(exact.max()) >= in_dim:
                 raise ValueError(f"exact must hold distinct coordinate indices in [0, {in_dim}), got {len(exact)} "
                                  f"indices in [{int(exact.min())}, {int(exact.max())}]")
             if len(exact) >= out_dim:
                 raise ValueError(f"{len(exact)} exact coordinates leave no bucket for the others in {out_dim}")
-            self.bucket = len(exact) + self.bucket % (out_dim - len(exact))
-            self.bucket[exact] = torch.arange(len(exact))
-            self.sign[exact] = 1.0
+        g = torch.Generator().manual_seed(seed)
+        self.in_dim, self.out_dim = in_dim, out_dim
+        # the hashed coordinates go uniformly into the buckets after the exact ones
+        self.bucket = len(exact) + torch.randint(0, out_dim - len(exact), (in_dim,), generator=g)
+        self.sign = torch.randint(0, 2, (in_dim,), generator=g).float() * 2 - 1
+        self.bucket[exact] = torch.arange(len(exact))
+        self.sign[exact] = 1.0
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         if v.dim() != 2 or v.shape[1] != self.in_dim:

@@ -155,3 +155,26 @@ def test_closing_tables_render_what_was_measured_and_say_what_was_not():
     assert "| 2 | VAE, decoder means of z ~ N(0, I) | 90.0 | 8.00 |" in text
     assert "| 3 | WGAN-GP | not run | not run |" in text
     assert "pixels: the 784 pixels | not run | not run |" in text
+
+
+def test_overfit_gap_averages_the_first_and_the_last_monitored_epochs():
+    from dgsp.train import History
+
+    h = History()
+    for step, (train, held) in enumerate([(100, 101), (50, 51.5), (40, 40), (20, 20.4), (10, 10.6), (5, 5.4)]):
+        h.log(15 * step, {"fisher_train": float(train), "fisher_held_out": float(held)})
+    r = recipes.overfit_gap(h, window=2)
+    assert r["steps"].tolist() == [0, 15, 30, 45, 60, 75]
+    assert r["gap"] == pytest.approx([1, 1.5, 0, 0.4, 0.6, 0.4])
+    assert r["relative"] == pytest.approx([0.01, 0.03, 0, 0.02, 0.06, 0.08])  # held-out / train - 1
+    assert (r["start"], r["end"], r["ratio"]) == pytest.approx((0.02, 0.07, 3.5))
+    assert (r["gap_start"], r["gap_end"]) == pytest.approx((1.25, 0.5))  # the raw gap shrinks with the distances
+    assert recipes.overfit_gap(h, window=3)["start"] == pytest.approx(0.04 / 3)
+    assert recipes.overfit_gap(h, window=1)["ratio"] == pytest.approx(8.0)  # one point at each end
+    h.log(90, {"fisher_train": 1.0, "fisher_held_out": 0.0})
+    with pytest.raises(ValueError, match="7 points"):
+        recipes.overfit_gap(h, window=4)
+    flat = History()
+    for step in range(4):
+        flat.log(step, {"fisher_train": 5.0, "fisher_held_out": 4.0})  # a negative gap: no ratio
+    assert math.isnan(recipes.overfit_gap(flat, window=1)["ratio"])

@@ -142,6 +142,16 @@ def test_count_sketch_keeps_exact_coordinates_and_hashes_the_rest():
             fisher.CountSketch(50, 12, exact=bad)
 
 
+
+def test_count_sketch_spreads_the_hashed_coordinates_evenly_over_the_other_buckets():
+    # 6 exact coordinates leave 10 buckets for 120,000 others: each should get a tenth, with either sign half the time
+    s = fisher.CountSketch(120_006, 16, seed=0, exact=torch.arange(6))
+    rest = s.bucket[6:]
+    counts = torch.bincount(rest, minlength=16)
+    assert int(counts[:6].sum()) == 0
+    assert float((counts[6:].float() / len(rest) - 0.1).abs().max()) < 0.005  # sd of one share: 0.0009
+    assert float(s.sign[6:].mean().abs()) < 0.01
+
 def test_fisher_embedding_keeps_named_layers_exact_in_its_sketch():
     net = _net(4)
     samples, x = torch.randn(40, 6, dtype=torch.float64), torch.randn(11, 6, dtype=torch.float64)
