@@ -92,6 +92,16 @@ def test_langevin_samples_a_gaussian_and_checks_its_input():
         langevin(log_p, torch.full((2, 2), float("nan")), 10, 0.1)
 
 
+def test_the_probes_fixed_feature_product_has_the_gradient_of_a_matmul():
+    f = torch.randn(50, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    w = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(50, 3, dtype=torch.float64)
+    out = metrics._FixedFeaturesTimes.apply(f, w)
+    (grad,) = torch.autograd.grad((out * g).sum(), w)
+    assert torch.allclose(out, f @ w) and torch.allclose(grad, f.T @ g)
+    assert torch.autograd.gradcheck(lambda w: metrics._FixedFeaturesTimes.apply(f, w), (w,))
+
+
 def test_linear_probe_separates_separable_classes_and_checks_shapes():
     g = torch.Generator().manual_seed(0)
     centres = 3 * torch.randn(4, 20, generator=g)
@@ -178,3 +188,8 @@ def test_overfit_gap_averages_the_first_and_the_last_monitored_epochs():
     for step in range(4):
         flat.log(step, {"fisher_train": 5.0, "fisher_held_out": 4.0})  # a negative gap: no ratio
     assert math.isnan(recipes.overfit_gap(flat, window=1)["ratio"])
+    flat.log(4, {"frechet_train": 50.0, "frechet_held_out": 60.0})
+    flat.log(5, {"frechet_train": 40.0, "frechet_held_out": 50.0})
+    assert recipes.overfit_gap(flat, window=1, metric="frechet")["relative"] == pytest.approx([0.2, 0.25])
+    with pytest.raises(ValueError, match="'fisher' or 'frechet'"):
+        recipes.overfit_gap(flat, metric="fid")
