@@ -16,7 +16,7 @@ import torch
 
 from dgsp.core import by_mode, check_count, device, seed_everything
 from dgsp.data import binarize, load, resolve
-from dgsp.train import Model, fit
+from dgsp.train import History, Model, fit
 
 # The course's MNIST networks for lecture 3: DCGAN-style G and D, 64-d codes, 32 base channels.
 GAN_LATENT, GAN_CHANNELS = 64, 32
@@ -628,7 +628,8 @@ def mnist_ebm_gan(dataset: str | None = None, epochs: int | None = None):
 # 96.1% at 4,096; Spearman agreement of pairwise distances 0.999, 0.998, 0.997. bench_afv re-measures it on the
 # EBM-GAN. All of these trials hashed with an uneven rule (a bucket drawn from all k, then reduced modulo the free
 # ones, so the first free buckets took twice the share); since 2026-12-03 the hashed coordinates spread evenly,
-# and lecture 7's run of that day gives 98.63% for the AFVs (98.65% before) against 98.68% for D's features.
+# and lecture 7's run of that day gives 98.63% for the AFVs (98.65% before) against 98.67% for D's features (with
+# metrics.linear_probe's faster gradient, which moves the last digit of some rows).
 AFV = dict(info_samples=by_mode(5000, 500), sketch_dim=by_mode(16384, 8192), exact=("net.0", "net.6"),
            nn_sketch_dim=2048, chunk=256)
 
@@ -715,7 +716,7 @@ def mnist_ebm_gan_overfit(dataset: str | None = None, epochs: int | None = None)
     return model.eval()
 
 
-def overfit_gap(history, window: int | None = None, metric: str = "fisher") -> dict:
+def overfit_gap(history: History, window: int | None = None, metric: str = "fisher") -> dict:
     """The overfitting monitor's reading of a history logged by :func:`fisher_gap_callback`, for ``metric``
     ``"fisher"`` (the Fisher set distances) or ``"frechet"`` (the Fréchet distances of the same snapshots). At each
     monitored epoch: the gap held-out - train and the relative gap held-out / train - 1 (each epoch's D measures in
