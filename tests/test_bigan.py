@@ -93,6 +93,45 @@ def test_a_training_step_moves_every_player(assert_moved):
         assert_moved(before, model, "encoder", "generator", "discriminator")
 
 
+def test_dropout_regularises_d_alone_and_only_in_training():
+    """The recipe's dropout sits after each hidden layer of D, nowhere in E or G: D is random in training mode and
+    deterministic in eval mode, where it equals the same network without dropout."""
+    from dgsp import recipes
+
+    model = _small(dropout=0.5)
+    drops = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout)]
+    assert len(drops) == 2 and all(name.startswith("discriminator.") for name in drops)
+    assert model.hparams["dropout"] == 0.5 and _small().hparams["dropout"] == 0.0
+    plain = _small()  # same seed, same weights: dropout adds no parameter
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), plain.state_dict().values()))
+    x, z = torch.rand(8, 1, 28, 28), torch.rand(8, 5) * 2 - 1
+    model.eval(), plain.eval()
+    assert torch.allclose(model.discriminator(x, z), plain.discriminator(x, z))
+    model.train()
+    assert not torch.equal(model.discriminator(x, z), model.discriminator(x, z))
+    assert 0 < recipes.BIGAN_DROPOUT < 1
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="dropout must be in"):
+            bigan.BiGAN(dropout=bad)
+
+
+def test_table_recipes_build_the_documented_models(monkeypatch):
+    """Each Table 1 recipe hands fit the model its docstring names (BiGAN with the recipe's dropout in D, LR / JLR
+    with their weights), the decay schedule of its epochs, and its own checkpoint; fit itself is stubbed here."""
+    from dgsp import recipes
+
+    calls = {}
+    monkeypatch.setattr(recipes, "course_data", lambda split, dataset=None: (torch.rand(8, 1, 28, 28), None))
+    monkeypatch.setattr(recipes, "fit", lambda model, x, **kw: calls.update({kw["checkpoint"]: (model, kw["epochs"])}))
+    bg = recipes.mnist_bigan(epochs=6)
+    lr, jlr = recipes.mnist_latent_regressor(False, epochs=4), recipes.mnist_latent_regressor(True, epochs=4)
+    assert isinstance(bg, bigan.BiGAN) and bg.hparams["dropout"] == recipes.BIGAN_DROPOUT
+    assert bg.hparams["decay_start"] == 3 and math.isclose(bg.hparams["lr_decay"], 0.01 ** (1 / 3))
+    assert lr.hparams["joint_weight"] == 0 and jlr.hparams["joint_weight"] == 0.25
+    assert {k: v[1] for k, v in calls.items()} == {"05_bigan_e6": 6, "05_lr_e4": 4, "05_jlr_e4": 4}
+    assert not bg.training  # handed back in eval mode
+
+
 def _step_with(model, x, zero: str | None = None):
     """One two_player_step from the seeded loss, with the term ``zero`` (if any) multiplied by 0."""
     torch.manual_seed(5)
@@ -103,7 +142,8 @@ def _step_with(model, x, zero: str | None = None):
     return model.state_dict()
 
 
-@pytest.mark.parametrize("cls, kw", [(bigan.BiGAN, {}), (bigan.LatentRegressor, {"joint_weight": 0.25})])
+@pytest.mark.parametrize("cls, kw", [(bigan.BiGAN, {}), (bigan.BiGAN, {"dropout": 0.2}),
+                                     (bigan.LatentRegressor, {"joint_weight": 0.25})])
 def test_each_player_moves_by_its_own_loss_only(cls, kw):
     """D's step depends on loss_d alone, and (G, E)'s on loss_ge alone: zeroing the other player's loss leaves a
     player's new weights exactly as they are after the full step (D's loss must not leak into G or E)."""

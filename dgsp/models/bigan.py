@@ -78,12 +78,17 @@ def generator_net(data_shape: Sequence[int], latent_dim: int, hidden: Sequence[i
 
 
 class JointDiscriminator(nn.Module):
-    """D(x, z): the pair is concatenated, [flatten(x), z], and read by one LeakyReLU MLP to a logit."""
+    """D(x, z): the pair is concatenated, [flatten(x), z], and read by one LeakyReLU MLP to a logit; ``dropout``
+    after each hidden layer (active in training mode only)."""
 
-    def __init__(self, data_shape: Sequence[int], latent_dim: int, hidden: Sequence[int], norm: str | None):
+    def __init__(self, data_shape: Sequence[int], latent_dim: int, hidden: Sequence[int], norm: str | None,
+                 dropout: float = 0.0):
         super().__init__()
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.data_shape, self.latent_dim = tuple(data_shape), latent_dim
-        self.net = MLP(int(torch.Size(data_shape).numel()) + latent_dim, list(hidden), 1, act="leaky_relu", norm=norm)
+        self.net = MLP(int(torch.Size(data_shape).numel()) + latent_dim, list(hidden), 1, act="leaky_relu", norm=norm,
+                       dropout=dropout)
 
     def pair(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         check_shape(x, (None, *self.data_shape), "the joint discriminator's x", weight_dtype(self))
@@ -197,14 +202,18 @@ class BiGAN(EncoderGenerator):
     step down the "inverted" objective of Sec. 3.4: -E_x log(1 - D(x, E(x))) - E_z log D(G(z), z), the
     non-saturating loss with the labels of the two kinds of pair swapped (same fixed point as the minimax loss,
     stronger gradients early on).
+
+    ``dropout`` regularises D only (after each of its hidden layers, as in the discriminator of ALI, Dumoulin et
+    al. 2017); the paper's BiGAN has none (0, the default).
     """
 
     def __init__(self, data_shape: Sequence[int] = IMAGE, latent_dim: int = 50, hidden: Sequence[int] = (1024, 1024),
                  norm: str | None = "batch", lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
-                 weight_decay: float = 2.5e-5, lr_decay: float = 1.0, decay_start: int = 0):
+                 weight_decay: float = 2.5e-5, lr_decay: float = 1.0, decay_start: int = 0, dropout: float = 0.0):
         super().__init__(data_shape=data_shape, latent_dim=latent_dim, hidden=hidden, norm=norm, lr=lr,
-                         betas=list(betas), weight_decay=weight_decay, lr_decay=lr_decay, decay_start=decay_start)
-        self.discriminator = JointDiscriminator(data_shape, latent_dim, hidden, norm)
+                         betas=list(betas), weight_decay=weight_decay, lr_decay=lr_decay, decay_start=decay_start,
+                         dropout=dropout)
+        self.discriminator = JointDiscriminator(data_shape, latent_dim, hidden, norm, dropout)
         self.optimizers = {"d": self.adam(self.discriminator.parameters()),
                            "ge": self.adam([*self.generator.parameters(), *self.encoder.parameters()])}
 
