@@ -73,6 +73,8 @@ class MLP(nn.Module):
                  act: str = "relu", out_act: str | None = None, norm: str | None = None,
                  dropout: float = 0.0):
         super().__init__()
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.in_shape = (in_shape,) if isinstance(in_shape, int) else tuple(in_shape)
         self.out_shape = (out_shape,) if isinstance(out_shape, int) else tuple(out_shape)
         sizes = [math.prod(self.in_shape), *hidden, math.prod(self.out_shape)]

@@ -34,11 +34,14 @@ def test_critic_without_batchnorm():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in critic.modules())
 
 
-def test_unknown_activation_and_norm():
+def test_unknown_activation_norm_and_bad_dropout():
     with pytest.raises(ValueError, match="unknown activation"):
         nets.activation("swishy")
     with pytest.raises(ValueError, match="unknown norm"):
         nets.MLP(2, [4], 1, norm="instance")
+    for rate in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+            nets.MLP(2, [4], 1, dropout=rate)
 
 
 def test_count_parameters():

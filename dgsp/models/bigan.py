@@ -84,8 +84,6 @@ class JointDiscriminator(nn.Module):
     def __init__(self, data_shape: Sequence[int], latent_dim: int, hidden: Sequence[int], norm: str | None,
                  dropout: float = 0.0):
         super().__init__()
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.data_shape, self.latent_dim = tuple(data_shape), latent_dim
         self.net = MLP(int(torch.Size(data_shape).numel()) + latent_dim, list(hidden), 1, act="leaky_relu", norm=norm,
                        dropout=dropout)
