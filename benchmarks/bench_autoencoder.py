@@ -4,9 +4,10 @@
 
 1. For k = 2, 8, 32 on full MNIST: the linear AE's test MSE over PCA's (target: within 2%)
    and the mean principal angle between the two subspaces (target: under 5 degrees).
+   Each is printed as MET / NOT MET.
 2. One epoch over the training set (batch 128, a small MLP step) with ``dgsp.data.batches``
    over device tensors against torchvision's ``MNIST`` + ``ToTensor`` + ``DataLoader``,
-   timed in the same run, as a ratio.
+   timed in the same run, as a ratio (recorded; the issue sets no threshold).
 
 Prints the numbers and records them as ``bench_01_autoencoders`` in figures/results.json.
 """
@@ -23,7 +24,10 @@ import dgsp
 from dgsp.metrics import map_batches, principal_angles, reconstruction_mse
 from dgsp.models.autoencoder import pca
 
+from common import verdict
+
 os.environ.setdefault("DGSP_PUBLISH", "1")  # a benchmark records into the committed figures/results.json
+MSE_RATIO, ANGLE_DEG = 1.02, 5.0  # the lecture-1 targets: within 2% of PCA's test MSE, mean angle under 5 degrees
 
 
 def linear_vs_pca(dataset, x, xt, ks, epochs) -> dict[str, float]:
@@ -35,7 +39,8 @@ def linear_vs_pca(dataset, x, xt, ks, epochs) -> dict[str, float]:
         p = pca(x, k)
         ratio = reconstruction_mse(xt, map_batches(model, xt)) / reconstruction_mse(xt, p.reconstruct(xt))
         angles = principal_angles(model.decoder_basis(), p.components.T)
-        print(f"k={k:3d}: linear AE / PCA test MSE = {ratio:.4f}   mean angle {angles.mean():.2f} deg "
+        print(f"k={k:3d}: linear AE / PCA test MSE = {ratio:.4f} (<= {MSE_RATIO}): {verdict(ratio <= MSE_RATIO)}   "
+              f"mean angle {angles.mean():.2f} deg (< {ANGLE_DEG}): {verdict(float(angles.mean()) < ANGLE_DEG)} "
               f"(max {angles.max():.2f})   train (or load) {seconds:.0f} s")
         out |= {f"linear_ae_over_pca_mse_k{k}": ratio, f"mean_principal_angle_deg_k{k}": float(angles.mean()),
                 f"max_principal_angle_deg_k{k}": float(angles.max())}
