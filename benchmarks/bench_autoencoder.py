@@ -10,12 +10,14 @@
    timed in the same run, as a ratio (recorded; the issue sets no threshold).
 
 Prints the numbers and records them as ``bench_01_autoencoders`` in figures/results.json.
+Smoke test: python benchmarks/bench_autoencoder.py --quick-check   (quick mode: 3 epochs, nothing recorded)
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
+
+from common import parse_args, verdict  # first: a quick check sets quick mode before dgsp is imported
 
 import torch
 from torch import nn
@@ -23,8 +25,6 @@ from torch import nn
 import dgsp
 from dgsp.metrics import map_batches, principal_angles, reconstruction_mse
 from dgsp.models.autoencoder import pca
-
-from common import verdict
 
 os.environ.setdefault("DGSP_PUBLISH", "1")  # a benchmark records into the committed figures/results.json
 MSE_RATIO, ANGLE_DEG = 1.02, 5.0  # the lecture-1 targets: within 2% of PCA's test MSE, mean angle under 5 degrees
@@ -94,10 +94,12 @@ def pipeline_ratio(x, y, root: str | None) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=20, help="linear AE epochs (default 20)")
-    ap.add_argument("--ks", type=int, nargs="+", default=[2, 8, 32])
-    args = ap.parse_args()
+    def arguments(ap):
+        ap.add_argument("--epochs", type=int, default=None, help="linear AE epochs (default 20; quick check 3)")
+        ap.add_argument("--ks", type=int, nargs="+", default=[2, 8, 32])
+
+    args = parse_args(__doc__, arguments)
+    args.epochs = dgsp.by_mode(20, 3) if args.epochs is None else args.epochs
     torch.set_num_threads(os.cpu_count() or 1)
 
     dataset = dgsp.data.resolve("mnist")

@@ -20,6 +20,8 @@ import os
 import argparse
 import time
 
+from common import verdict  # first: a quick check sets quick mode before dgsp is imported
+
 import numpy as np
 import torch
 
@@ -53,7 +55,7 @@ def toy_benchmark(args) -> dict[str, float]:
     if "wgan-gp" in args.losses and set(args.toys) >= {"ring8", "grid25"}:
         ok = (out["ring8_wgan-gp_modes"] == 8 and out["grid25_wgan-gp_modes"] >= 20
               and min(out["ring8_wgan-gp_high_quality"], out["grid25_wgan-gp_high_quality"]) >= 0.8)
-        print(f"  target (WGAN-GP: 8/8 ring, >= 20/25 grid, >= 80% high quality): {'MET' if ok else 'NOT MET'}")
+        print(f"  target (WGAN-GP: 8/8 ring, >= 20/25 grid, >= 80% high quality): {verdict(ok)}")
         out["toy_target_met"] = float(ok)
     return out
 
@@ -92,14 +94,14 @@ def mnist_benchmark(args) -> tuple[dict[str, float], str]:
               f"(min {hist.min():.1%}{'' if hist.min() >= 0.05 else ' < 5%'})")
     # the targets hold the course's recipes (gan.MNIST_GAN, gan.MNIST_WGANGP); plain DCGAN is reported beside them
     ok_hist = min(out["min_class_share_gan_ns_gp"], out["min_class_share_wgangp"]) >= 0.05
-    print(f"  target (no generated class below 5%, NS-GAN + GP and WGAN-GP): {'MET' if ok_hist else 'NOT MET'}"
+    print(f"  target (no generated class below 5%, NS-GAN + GP and WGAN-GP): {verdict(ok_hist)}"
           f"; plain DCGAN NS-GAN: {'met' if out['min_class_share_gan_ns'] >= 0.05 else 'not met'}")
     out["class_target_met"] = float(ok_hist)
     if not args.no_vae:
         vae_best = min(out["frechet_vae_mean"], out["frechet_vae_draw"])
         ok_fd = max(out["frechet_gan_ns_gp"], out["frechet_wgangp"]) < vae_best
         print(f"  target (NS-GAN + GP and WGAN-GP Fréchet below the VAE's best, {vae_best:.2f}): "
-              f"{'MET' if ok_fd else 'NOT MET'}; plain DCGAN NS-GAN: "
+              f"{verdict(ok_fd)}; plain DCGAN NS-GAN: "
               f"{'below' if out['frechet_gan_ns'] < vae_best else 'not below'}")
         out["frechet_target_met"] = float(ok_fd)
     return out, dataset
@@ -190,8 +192,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick-check", action="store_true", help="tiny settings: checks that everything runs")
     args = p.parse_args()
-    if args.quick_check:  # quick mode: the recipes' small data, a private temp folder for checkpoints
-        os.environ["DGSP_QUICK"] = "1"
+    if args.quick_check:  # quick mode (set by common): the recipes' small data, a temp folder for checkpoints
         args.toy_steps, args.toy_n, args.toy_hidden = 30, 4000, [32, 32]
         args.eval_n = 500
         args.gan_epochs, args.wgangp_epochs, args.vae_epochs, args.throughput_steps = 1, 1, 1, 10

@@ -15,15 +15,17 @@
     machine without one these are reported as not measured.
 
 Results go to ``bench_speed`` in figures/results.json.
+Smoke test: python benchmarks/bench_speed.py --quick-check   (5 steps, one run each, nothing recorded)
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import parse_args, verdict  # first: a quick check sets quick mode before dgsp is imported
 
 import torch
 
@@ -147,15 +149,22 @@ def notebook_seconds(name: str) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=300, help="generator steps per timed run")
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--baseline", type=Path, help="a checkout of the code of the issue's day (default: extract "
-                    f"{ISSUE_DAY} from the git history)")
-    ap.add_argument("--no-baseline", action="store_true", help="skip the comparison with the issue's day")
-    ap.add_argument("--idle-only", action="store_true", help="compare with the issue's day on the idle machine only")
-    ap.add_argument("--notebooks", action="store_true", help="on a GPU: also time notebook 03 and the whole course")
-    args = ap.parse_args()
+    def arguments(ap):
+        ap.add_argument("--steps", type=int, default=None,
+                        help="generator steps per timed run (default 300; quick check 5)")
+        ap.add_argument("--repeats", type=int, default=None, help="alternating runs per rate (default 2; quick check 1)")
+        ap.add_argument("--baseline", type=Path, help="a checkout of the code of the issue's day (default: extract "
+                        f"{ISSUE_DAY} from the git history)")
+        ap.add_argument("--no-baseline", action="store_true", help="skip the comparison with the issue's day")
+        ap.add_argument("--idle-only", action="store_true",
+                        help="compare with the issue's day on the idle machine only")
+        ap.add_argument("--notebooks", action="store_true", help="on a GPU: also time notebook 03 and the whole course")
+
+    args = parse_args(__doc__, arguments)
+    args.steps = dgsp.by_mode(300, 5) if args.steps is None else args.steps
+    args.repeats = dgsp.by_mode(2, 1) if args.repeats is None else args.repeats
+    if args.steps < 1 or args.repeats < 1:
+        raise SystemExit(f"--steps and --repeats must be >= 1, got {args.steps} and {args.repeats}")
     out: dict[str, float] = {}
     print(f"device {dgsp.device()} | torch threads {torch.get_num_threads()} | {os.cpu_count()} cores")
     print("(a) toy-GAN generator steps per second (ring8, gan.toy_recipe): today's fit, one thread for a small model "
@@ -197,7 +206,7 @@ def main() -> None:
                     print(f"  {loss:14s} then {max(then):7.1f} steps/s, today {max(now):7.1f}: x{speedups[-1]:.2f}")
                 out[f"toy_speedup_min_{condition}_vs_baseline"] = min(speedups)
                 print(f"  target, {where} (every loss at least 2x the issue's day): "
-                      f"{'MET' if min(speedups) >= 2 else 'NOT MET'} (smallest ratio {min(speedups):.2f})")
+                      f"{verdict(min(speedups) >= 2)} (smallest ratio {min(speedups):.2f})")
             finally:
                 if busy is not None:
                     busy.kill()
@@ -227,8 +236,8 @@ def main() -> None:
         course = nb03 + sum(notebook_seconds(p.name) for p in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
                             if not p.name.startswith("03_"))
         out |= {"gpu_notebook03_seconds": nb03, "gpu_course_seconds": course}
-        print(f"  notebook 03: {nb03:.0f} s, target < 240 s: {'MET' if nb03 < 240 else 'NOT MET'}")
-        print(f"  whole course: {course:.0f} s, target < 600 s: {'MET' if course < 600 else 'NOT MET'}")
+        print(f"  notebook 03: {nb03:.0f} s, target < 240 s: {verdict(nb03 < 240)}")
+        print(f"  whole course: {course:.0f} s, target < 600 s: {verdict(course < 600)}")
     else:
         print("  not measured: no GPU here (or --notebooks not given)")
     dgsp.results.record("bench_speed", out, dataset=dgsp.data.resolve("mnist"),

@@ -14,13 +14,17 @@ Needs full MNIST (``DGSP_DATA`` or ``data/MNIST/raw``); with only the 5k subset 
 and the number is not comparable. Run in full mode (without ``DGSP_QUICK``).
 
     python benchmarks/bench_vae.py --minutes 30 [--k5000] [--eval-n 10000]
+
+Smoke test: python benchmarks/bench_vae.py --quick-check   (quick mode: 6 s of training, 200 test digits,
+            nothing recorded)
 """
 from __future__ import annotations
 
 import os
-import argparse
 import math
 import time
+
+from common import parse_args as parse_common, verdict  # first: a quick check sets quick mode before dgsp is imported
 
 import torch
 
@@ -32,20 +36,28 @@ from dgsp.train import fit
 os.environ.setdefault("DGSP_PUBLISH", "1")  # a benchmark records into the committed figures/results.json
 
 
-def parse_args() -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--minutes", type=float, default=30.0, help="training budget in wall-clock minutes (default 30)")
-    ap.add_argument("--k5000", action="store_true", help="also evaluate the k=5000 bound (slow on a CPU)")
-    ap.add_argument("--eval-n", type=int, default=None, help="evaluate on the first N test images (default: all)")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--lr-decay", type=float, default=0.99, help="learning-rate factor per epoch")
-    ap.add_argument("--batch-size", type=int, default=100)
-    ap.add_argument("--warmup-steps", type=int, default=3000, help="linear KL warm-up (0 to disable)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch CPU threads (default 1: these matrices are small, and two threads on two shared "
-                         "cores oversubscribe badly; try 2 on an idle machine)")
-    return ap.parse_args()
+def parse_args():
+    def arguments(ap):
+        ap.add_argument("--minutes", type=float, default=None,
+                        help="training budget in wall-clock minutes (default 30; quick check 0.1)")
+        ap.add_argument("--k5000", action="store_true", help="also evaluate the k=5000 bound (slow on a CPU)")
+        ap.add_argument("--eval-n", type=int, default=None,
+                        help="evaluate on the first N test images (default: all; quick check 200)")
+        ap.add_argument("--lr", type=float, default=1e-3)
+        ap.add_argument("--lr-decay", type=float, default=0.99, help="learning-rate factor per epoch")
+        ap.add_argument("--batch-size", type=int, default=100)
+        ap.add_argument("--warmup-steps", type=int, default=3000, help="linear KL warm-up (0 to disable)")
+        ap.add_argument("--seed", type=int, default=0)
+        ap.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: these matrices are small, and two threads on two shared "
+                             "cores oversubscribe badly; try 2 on an idle machine)")
+
+    args = parse_common(__doc__, arguments)
+    args.minutes = dgsp.by_mode(30.0, 0.1) if args.minutes is None else args.minutes
+    args.eval_n = dgsp.by_mode(None, 200) if args.eval_n is None else args.eval_n
+    if args.minutes <= 0:
+        raise SystemExit(f"--minutes must be > 0, got {args.minutes}")
+    return args
 
 
 def train_for(model: VAE, x: torch.Tensor, seconds: float, batch_size: int, seed: int) -> dict:
@@ -60,7 +72,8 @@ def train_for(model: VAE, x: torch.Tensor, seconds: float, batch_size: int, seed
 def main() -> None:
     args = parse_args()
     if dgsp.is_quick():
-        print("note: DGSP_QUICK is set; the benchmark should run in full mode (results go to a temp folder)")
+        print("quick mode (--quick-check or DGSP_QUICK): a smoke test, not comparable with the target; results go "
+              "to a temporary folder")
     if args.threads:
         torch.set_num_threads(args.threads)
     dgsp.seed_everything(args.seed)
@@ -95,7 +108,7 @@ def main() -> None:
     nll = -bounds[kmax][0]
     print(f"\ntest NLL (−L_{kmax}) = {nll:.2f} nats; ELBO = {bounds[1][0]:.2f}; rate {rd['rate']:.2f}, "
           f"distortion {rd['distortion']:.2f}; {info['epochs']} epochs in {info['train_minutes']:.1f} min")
-    print(f"target <= 92 nats: {'MET' if nll <= 92 else 'NOT met'} (reference 86.76, Burda et al. 2016)")
+    print(f"target <= 92 nats: {verdict(nll <= 92)} (reference 86.76, Burda et al. 2016)")
     metrics = {"test_nll": nll, "test_elbo": bounds[1][0], "rate": rd["rate"], "distortion": rd["distortion"],
                "epochs": info["epochs"], "steps": info["steps"], "train_minutes": info["train_minutes"],
                "eval_n": len(x_test), "k_max": kmax, **{f"iwae_k{k}": v[0] for k, v in bounds.items()}}

@@ -7,6 +7,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+
+# A quick check runs in quick mode from the start: dgsp's recipes read the mode when dgsp is imported, which some
+# scripts do before they parse their command line (they import this module first).
+if "--quick-check" in sys.argv[1:]:
+    os.environ["DGSP_QUICK"] = "1"
+    os.environ["DGSP_PUBLISH"] = "0"
 
 
 def parse_args(doc: str | None, add_arguments=None) -> argparse.Namespace:
