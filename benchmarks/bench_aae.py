@@ -48,10 +48,13 @@ def timed(fn, *args, **kw):
 def main() -> None:
     def arguments(ap):
         ap.add_argument("--parts", nargs="+", default=DEFAULTS["parts"])
-        ap.add_argument("--label-epochs", type=int, default=None, help="epochs of the label-aware AAEs (recipe default)")
+        ap.add_argument("--label-epochs", type=int, default=None,
+                        help="epochs of the label-aware AAEs (recipe default)")
         ap.add_argument("--epochs-2d", type=int, default=None, help="epochs of the 2-D AAEs (recipe default)")
-        ap.add_argument("--labels", nargs="+", default=DEFAULTS["labels"], help="label counts of the semi-supervised part")
-        ap.add_argument("--clusters", nargs="+", type=int, default=DEFAULTS["clusters"], help="cluster counts of the clustering part")
+        ap.add_argument("--labels", nargs="+", default=DEFAULTS["labels"],
+                        help="label counts of the semi-supervised part")
+        ap.add_argument("--clusters", nargs="+", type=int, default=DEFAULTS["clusters"],
+                        help="cluster counts of the clustering part")
 
     args = parse_args(__doc__, arguments)
 
@@ -124,8 +127,8 @@ def main() -> None:
             seen = metrics.mmd2(metrics.map_batches(runs[prior].encode, x_seen), draws)
             seen_plain = metrics.mmd2(z_plain_seen, draws)
             out[f"mmd2_{prior}_train"], out[f"mmd2_{prior}_plain_ae_train"] = seen, seen_plain
-            print(f"    on training digits: AAE {seen:.4f} vs plain AE {seen_plain:.4f} (ratio {seen_plain / seen:.1f})",
-                  flush=True)
+            print(f"    on training digits: AAE {seen:.4f} vs plain AE {seen_plain:.4f} "
+                  f"(ratio {seen_plain / seen:.1f})", flush=True)
     if "samples" in args.parts:
         clf = metrics.mnist_classifier(dataset)
         n = min(len(x_test), dgsp.by_mode(10_000, 1000))

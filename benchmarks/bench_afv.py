@@ -150,8 +150,8 @@ def main() -> None:
     lines.append(f"AFV linear probe {100 * acc_afv:.2f}% (>= 99.0% and above {rows}, best other "
                  f"{100 * best_other:.2f}%): {verdict(ok)}")
     ok = seconds_afv <= BUDGET_S and out["afv_peak_memory_gb"] <= MEMORY_GB
-    lines.append(f"AFV evaluation {seconds_afv / 60:.1f} min (<= 30) and peak memory {out['afv_peak_memory_gb']:.2f} GB "
-                 f"(<= 8): {verdict(ok)}")
+    lines.append(f"AFV evaluation {seconds_afv / 60:.1f} min (<= 30) and peak memory "
+                 f"{out['afv_peak_memory_gb']:.2f} GB (<= 8): {verdict(ok)}")
 
     # the sketch's cost against the full AFV, on a subset
     n_sub, n_sub_test = dgsp.by_mode(5000, 1000), dgsp.by_mode(1000, 500)  # full AFVs: 2.8 GB
@@ -165,8 +165,8 @@ def main() -> None:
     rho = spearmanr(torch.cdist(f_test[:m], f_test[:m])[iu[0], iu[1]],
                     torch.cdist(sk(f_test[:m]), sk(f_test[:m]))[iu[0], iu[1]]).statistic
     out.update(sketch_probe_full=acc_full, sketch_probe_sketched=acc_sketch, sketch_distance_spearman=float(rho))
-    lines.append(f"sketch {f_train.shape[1]} -> {emb.dim} on {n_sub} / {n_sub_test} digits: probe {100 * acc_full:.2f}% "
-                 f"-> {100 * acc_sketch:.2f}%, Spearman of pairwise distances {rho:.4f}")
+    lines.append(f"sketch {f_train.shape[1]} -> {emb.dim} on {n_sub} / {n_sub_test} digits: probe "
+                 f"{100 * acc_full:.2f}% -> {100 * acc_sketch:.2f}%, Spearman of pairwise distances {rho:.4f}")
     del f_train, f_test
 
     # 4. the overfitting monitor

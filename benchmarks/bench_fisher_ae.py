@@ -36,7 +36,8 @@ def main() -> None:
 
     dataset = dgsp.data.resolve("mnist")
     x_test, y_test = recipes.course_data("test", dataset)
-    print(f"{dataset}: test {len(x_test)} | {dgsp.device()} | {'quick' if dgsp.is_quick() else 'full'} mode", flush=True)
+    print(f"{dataset}: test {len(x_test)} | {dgsp.device()} | {'quick' if dgsp.is_quick() else 'full'} mode",
+          flush=True)
     out: dict[str, float] = {}
     lines: list[str] = []
 
@@ -45,7 +46,8 @@ def main() -> None:
     eta_closed = score.score_matching_poly(x1, recipes.SCORE_MATCHING_ORDER)
     eta_auto = score.score_matching_autograd(x1, recipes.SCORE_MATCHING_ORDER)
     out["score_matching_max_eta_gap"] = gap = float((eta_closed - eta_auto).abs().max())
-    lines.append(f"score matching: closed form and autograd agree to {gap:.1e} in eta (<= 1e-4): {verdict(gap <= 1e-4)}")
+    lines.append(f"score matching: closed form and autograd agree to {gap:.1e} in eta (<= 1e-4): "
+                 f"{verdict(gap <= 1e-4)}")
     toy = recipes.svgd_bimodal()
     out["svgd_mean_error"], out["svgd_cov_error"] = toy["mean_error"], toy["cov_error"]
     ok = max(toy["mean_error"], toy["cov_error"]) <= 0.05
@@ -81,7 +83,8 @@ def main() -> None:
     samplers["fisher_ae"] = lambda n, g: fae.sample(n, generator=g, steps=steps)  # the paper's protocol
     samplers["fisher_ae_exact"] = lambda n, g: fae.sample(n, generator=g, exact=True)
     samplers["fisher_ae_matched"] = lambda n, g: fae.sample(n, generator=g, prior=matched, exact=True)
-    earlier = {"vae_lecture2": lambda: recipes.mnist_vae(dataset), "gan_ns_gp": lambda: recipes.mnist_gan("gan_ns_gp", dataset),
+    earlier = {"vae_lecture2": lambda: recipes.mnist_vae(dataset),
+               "gan_ns_gp": lambda: recipes.mnist_gan("gan_ns_gp", dataset),
                "wgangp": lambda: recipes.mnist_gan("wgangp", dataset), "bigan": lambda: recipes.mnist_bigan(dataset)}
     for name, build in earlier.items():
         samplers[name] = (lambda m: (lambda n, g: m.sample(n, generator=g)))(build())

@@ -152,7 +152,8 @@ def main() -> None:
     def arguments(ap):
         ap.add_argument("--steps", type=int, default=None,
                         help="generator steps per timed run (default 300; quick check 5)")
-        ap.add_argument("--repeats", type=int, default=None, help="alternating runs per rate (default 2; quick check 1)")
+        ap.add_argument("--repeats", type=int, default=None,
+                        help="alternating runs per rate (default 2; quick check 1)")
         ap.add_argument("--baseline", type=Path, help="a checkout of the code of the issue's day (default: extract "
                         f"{ISSUE_DAY} from the git history)")
         ap.add_argument("--no-baseline", action="store_true", help="skip the comparison with the issue's day")

@@ -87,7 +87,8 @@ def main() -> None:
     if args.eval_n:
         x_test = x_test[:args.eval_n]
     x_test = binarize(x_test, generator=torch.Generator().manual_seed(12345))  # one fixed binarisation
-    print(f"device {dev}, torch threads {torch.get_num_threads()}, train {len(x_train)}, test {len(x_test)} ({dataset})")
+    print(f"device {dev}, torch threads {torch.get_num_threads()}, train {len(x_train)}, test {len(x_test)} "
+          f"({dataset})")
 
     model = VAE(z_dim=50, hidden=(200, 200), lr=args.lr, lr_decay=args.lr_decay,
                 warmup_steps=args.warmup_steps).to(dev)
@@ -102,8 +103,8 @@ def main() -> None:
     for k in ks:
         b = iwae_bound(model, x_test, k=k, batch=100, generator=torch.Generator().manual_seed(k))
         bounds[k] = (float(b.mean()), float(b.std() / math.sqrt(len(b))))
-        print(f"L_{k:<5d} = {bounds[k][0]:8.2f} ± {bounds[k][1]:.2f} nats  ({(time.perf_counter() - t0) / 60:.1f} min of evaluation)",
-              flush=True)
+        print(f"L_{k:<5d} = {bounds[k][0]:8.2f} ± {bounds[k][1]:.2f} nats  "
+              f"({(time.perf_counter() - t0) / 60:.1f} min of evaluation)", flush=True)
     kmax = ks[-1]
     nll = -bounds[kmax][0]
     print(f"\ntest NLL (−L_{kmax}) = {nll:.2f} nats; ELBO = {bounds[1][0]:.2f}; rate {rd['rate']:.2f}, "

@@ -210,7 +210,8 @@ class GaussianFit:
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log q(x) for points (N, d)."""
-        return torch.distributions.MultivariateNormal(self.mean, covariance_matrix=self.cov).log_prob(x.double()).to(x.dtype)
+        normal = torch.distributions.MultivariateNormal(self.mean, covariance_matrix=self.cov)
+        return normal.log_prob(x.double()).to(x.dtype)
 
     __call__ = log_prob
 
@@ -243,7 +244,8 @@ def fit_gaussian(p: GaussianMixture, direction: str = "reverse", init_mean: torc
         raise ValueError(f"direction must be 'reverse' or 'forward', got {direction!r}")
     g = torch.Generator().manual_seed(seed)
     d = p.dim
-    m = torch.zeros(d, dtype=torch.float64) if init_mean is None else torch.as_tensor(init_mean, dtype=torch.float64).clone()
+    m = (torch.zeros(d, dtype=torch.float64) if init_mean is None
+         else torch.as_tensor(init_mean, dtype=torch.float64).clone())
     if m.shape != (d,):
         raise ValueError(f"init_mean must have shape ({d},), got {tuple(m.shape)}")
     m.requires_grad_(True)

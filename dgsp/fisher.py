@@ -143,8 +143,8 @@ def inverse_sqrt_information(info_diag: torch.Tensor, floor: float = 1e-12) -> t
     bad = ~torch.isfinite(info_diag) | (info_diag <= floor)
     if bad.any():
         warnings.warn(f"{int(bad.sum())} of {len(info_diag)} Fisher-information entries are zero or not finite "
-                      "(parameters whose gradient is the same for every input, such as an output bias, or unused ones); their AFV "
-                      "coordinates are set to 0", stacklevel=2)
+                      "(parameters whose gradient is the same for every input, such as an output bias, or unused "
+                      "ones); their AFV coordinates are set to 0", stacklevel=2)
     return torch.where(bad, torch.zeros_like(info_diag), info_diag.clamp_min(floor).rsqrt())
 
 

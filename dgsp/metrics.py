@@ -28,7 +28,8 @@ def map_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, bat
     return torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def sample_in_chunks(sample: Callable[..., torch.Tensor], n: int, chunk: int = 500, seed: int | None = 0) -> torch.Tensor:
+def sample_in_chunks(sample: Callable[..., torch.Tensor], n: int, chunk: int = 500,
+                     seed: int | None = 0) -> torch.Tensor:
     """``n`` samples from ``sample(m, generator=...)`` (any course model's ``sample``), drawn ``chunk`` at a time
     with one generator seeded by ``seed``, so an evaluation gives the same numbers whatever ran before it
     (``seed=None``: torch's global generator)."""
@@ -281,7 +282,8 @@ def mode_coverage(samples: torch.Tensor, modes: torch.Tensor, std: float, n_std:
     samples = torch.as_tensor(samples).detach().double().cpu()
     modes = torch.as_tensor(modes).detach().double().cpu()
     if samples.dim() != 2 or modes.dim() != 2 or samples.shape[1] != modes.shape[1]:
-        raise ValueError(f"samples (N, d) and modes (K, d) must share d, got {tuple(samples.shape)} and {tuple(modes.shape)}")
+        raise ValueError(f"samples (N, d) and modes (K, d) must share d, got {tuple(samples.shape)} and "
+                         f"{tuple(modes.shape)}")
     n, k = len(samples), len(modes)
     if n == 0 or k == 0:
         raise ValueError(f"mode_coverage needs at least one sample and one mode, got {n} and {k}")
@@ -301,7 +303,8 @@ def gaussian_frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray
     mu1, mu2 = np.atleast_1d(mu1).astype(float), np.atleast_1d(mu2).astype(float)
     cov1, cov2 = np.atleast_2d(cov1).astype(float), np.atleast_2d(cov2).astype(float)
     if mu1.shape != mu2.shape or cov1.shape != cov2.shape:
-        raise ValueError(f"mismatched Gaussians: means {mu1.shape}, {mu2.shape}; covariances {cov1.shape}, {cov2.shape}")
+        raise ValueError(f"mismatched Gaussians: means {mu1.shape}, {mu2.shape}; "
+                         f"covariances {cov1.shape}, {cov2.shape}")
     with warnings.catch_warnings():  # near-singular products are handled just below
         warnings.simplefilter("ignore")
         covmean = sqrtm(cov1 @ cov2)
@@ -396,7 +399,8 @@ def empirical_wasserstein(x: torch.Tensor, y: torch.Tensor) -> float:
 
     x, y = _as_2d(x), _as_2d(y)
     if x.shape != y.shape:
-        raise ValueError(f"empirical_wasserstein needs samples of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(f"empirical_wasserstein needs samples of equal shape, got {tuple(x.shape)} and "
+                         f"{tuple(y.shape)}")
     cost = torch.cdist(x, y).numpy()
     rows, cols = linear_sum_assignment(cost)
     return float(cost[rows, cols].mean())

@@ -42,7 +42,8 @@ def record(section: str, metrics: dict[str, float], *, dataset: str, notes: str 
         "metrics": {k: float(v) for k, v in metrics.items()},
         "dataset": dataset,
         "mode": by_mode("full", "quick"),
-        "device": str(device()) + ("" if device().type != "cpu" else f" ({os.cpu_count()} cores, {platform.machine()})"),
+        "device": str(device()) + ("" if device().type != "cpu"
+                                   else f" ({os.cpu_count()} cores, {platform.machine()})"),
         "date": time.strftime("%Y-%m-%d"),
         "notes": notes,
     }
@@ -113,7 +114,8 @@ def closing_tables(table: dict) -> list[str]:
     lines += [f"| {lec or '-'} | {name}: {what} | {pct('probe_' + name)} | {pct('one_nn_' + name)} |"
               for name, (lec, what) in reps.items()]
     lines += ["", "Samples: Fréchet distance in the course classifier's features (lower is better) and the share of "
-              "the rarest digit (%).", "", "| lecture | model | Fréchet | rarest class |", "| ---: | --- | ---: | ---: |"]
+              "the rarest digit (%).", "", "| lecture | model | Fréchet | rarest class |",
+              "| ---: | --- | ---: | ---: |"]
     lines += [f"| {lec} | {what} | {m['frechet_' + name]:.1f} | {pct('min_class_share_' + name)} |"
               if f"frechet_{name}" in m else f"| {lec} | {what} | not run | not run |"
               for name, (lec, what) in SAMPLERS.items()]

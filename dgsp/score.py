@@ -171,8 +171,8 @@ def check_normalisable(eta: torch.Tensor) -> None:
         raise ValueError("all natural parameters are zero: exp(0) is not normalisable on the real line")
     top = int(nonzero[-1]) + 1
     if top % 2 == 1 or float(eta[top - 1]) >= 0:
-        raise ValueError(f"exp(sum_k eta_k x^k) is not normalisable: its leading term {float(eta[top - 1]):.3g} x^{top} "
-                         "must have an even power and a negative coefficient")
+        raise ValueError(f"exp(sum_k eta_k x^k) is not normalisable: its leading term "
+                         f"{float(eta[top - 1]):.3g} x^{top} must have an even power and a negative coefficient")
 
 
 def normalised_density(log_density: LogDensity, grid: torch.Tensor) -> torch.Tensor:

@@ -121,8 +121,8 @@ def test_every_model_takes_a_step(kw, assert_moved):
     assert_moved(before, model, *parts)
     assert ("loss_d" in logs) == kw.get("adversarial", True)
     assert model.encode(x).shape == (8, model.z_dim)
-    labels = y if kw.get("supervised") else None
-    assert model.sample(5, generator=torch.Generator().manual_seed(0), y=labels[:5] if labels is not None else None).shape == (5, 1, 28, 28)
+    digits = y[:5] if kw.get("supervised") else None
+    assert model.sample(5, generator=torch.Generator().manual_seed(0), y=digits).shape == (5, 1, 28, 28)
 
 
 def test_label_phase_only_touches_labelled_rows():

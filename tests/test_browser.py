@@ -363,8 +363,10 @@ def _change_control(page, control, kind: str) -> tuple[str, str]:
         control.press("Enter")
         return before, after
     # the value as the widget shows it (its readout), else the slider's own
-    value = ("h => { const row = h.closest('.widget-inline-hbox'); const r = row && row.querySelector('.widget-readout');"
-             " return (r && r.textContent.trim()) || h.getAttribute('aria-valuetext') || h.getAttribute('aria-valuenow'); }")
+    value = ("h => { const row = h.closest('.widget-inline-hbox');"
+             " const r = row && row.querySelector('.widget-readout');"
+             " return (r && r.textContent.trim()) || h.getAttribute('aria-valuetext')"
+             " || h.getAttribute('aria-valuenow'); }")
     before = control.evaluate(value)
     control.focus()
     for key in ("ArrowRight", "ArrowLeft", "ArrowLeft"):  # at the maximum, step left instead
@@ -454,7 +456,8 @@ def test_notebook_in_browser(notebook: Path, lab: Lab, chromium, summary):
                                     f"within {REDRAW_TIMEOUT:.0f} s")
                     page.wait_for_timeout(100)
                 result["controls_changed"] += 1
-                _poll(page, name, REDRAW_TIMEOUT, "an idle kernel after the redraw", lambda s: s.get("kernel") == "idle")
+                _poll(page, name, REDRAW_TIMEOUT, "an idle kernel after the redraw",
+                      lambda s: s.get("kernel") == "idle")
                 root.screenshot(path=str(folder / f"widget{w['widget']}-control{c['control']}.png"))
             # a control may be inert in the widget's current state (e.g. a clip value under a loss that
             # does not clip) and redraw the same picture, but a widget none of whose controls changes

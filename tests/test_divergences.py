@@ -23,8 +23,10 @@ def test_gaussian_kl_matches_monte_carlo():
     mu_q, lv_q = torch.tensor([0.5, -1.0], dtype=torch.float64), torch.tensor([-0.7, 0.4], dtype=torch.float64)
     mu_p, lv_p = torch.tensor([0.0, 0.3], dtype=torch.float64), torch.tensor([0.2, -0.1], dtype=torch.float64)
     exact = float(dv.gaussian_kl(mu_q, lv_q, mu_p, lv_p))
-    est, se = dv.kl_monte_carlo(lambda z: dv.log_normal_diag(z, mu_q, lv_q), lambda z: dv.log_normal_diag(z, mu_p, lv_p),
-                                lambda n, g: mu_q + (0.5 * lv_q).exp() * torch.randn(n, 2, generator=g, dtype=torch.float64),
+    est, se = dv.kl_monte_carlo(lambda z: dv.log_normal_diag(z, mu_q, lv_q),
+                                lambda z: dv.log_normal_diag(z, mu_p, lv_p),
+                                lambda n, g: mu_q + (0.5 * lv_q).exp() * torch.randn(n, 2, generator=g,
+                                                                                      dtype=torch.float64),
                                 n=40_000, seed=1)
     assert abs(est - exact) < 4 * se
     assert se < 0.05 * exact
@@ -137,4 +139,5 @@ def test_gaussian_fit_sampling_matches_its_moments():
     x = fit.sample(100_000, torch.Generator().manual_seed(0))
     torch.testing.assert_close(x.mean(0), fit.mean, atol=0.02, rtol=0)
     torch.testing.assert_close(torch.cov(x.T), fit.cov, atol=0.03, rtol=0)
-    torch.testing.assert_close(fit.sample(5, torch.Generator().manual_seed(1)), fit.sample(5, torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(fit.sample(5, torch.Generator().manual_seed(1)),
+                               fit.sample(5, torch.Generator().manual_seed(1)))

@@ -103,3 +103,11 @@ def test_ci_installs_chromium_for_the_browser_test():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "apt-get install" in ci and "chromium" in ci
     assert ci.index("chromium") < ci.index("make test")
+
+
+def test_python_lines_fit_in_120_characters():
+    """The package, tests and benchmarks are read side by side with the papers: no line runs past 120 characters."""
+    long = [f"{p.relative_to(ROOT)}:{i}" for folder in ("dgsp", "tests", "benchmarks")
+            for p in sorted((ROOT / folder).rglob("*.py"))
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if len(line) > 120]
+    assert not long, f"lines longer than 120 characters: {long}"

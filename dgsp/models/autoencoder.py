@@ -101,7 +101,8 @@ def keep_top_k(z: torch.Tensor, k: int) -> torch.Tensor:
     return z * mask
 
 
-def corrupt(x: torch.Tensor, level: float, kind: str = "gaussian", generator: torch.Generator | None = None) -> torch.Tensor:
+def corrupt(x: torch.Tensor, level: float, kind: str = "gaussian",
+            generator: torch.Generator | None = None) -> torch.Tensor:
     """The denoising autoencoder's corruption x -> x_tilde (Vincent et al. 2008).
 
     ``gaussian``: add N(0, level^2) noise and clip to [0, 1];
@@ -136,8 +137,8 @@ class Autoencoder(Model):
                  noise_kind: str = "gaussian", code_act: str | None = None, lr: float = 1e-3,
                  lr_decay: float = 1.0, channels: int = 32, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__(code_dim=code_dim, arch=arch, hidden=list(hidden), loss=loss, l1=l1, k_sparse=k_sparse,
-                         noise=noise, noise_kind=noise_kind, code_act=code_act, lr=lr, lr_decay=lr_decay, channels=channels,
-                         image_shape=list(image_shape))
+                         noise=noise, noise_kind=noise_kind, code_act=code_act, lr=lr, lr_decay=lr_decay,
+                         channels=channels, image_shape=list(image_shape))
         if loss not in ("mse", "bce"):
             raise ValueError(f"unknown loss {loss!r}; choose 'mse' or 'bce'")
         self.image_shape = tuple(image_shape)

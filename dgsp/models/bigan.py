@@ -136,7 +136,8 @@ class EncoderGenerator(Model):
 
     def _eval(self, net: nn.Module, x: torch.Tensor,
               apply: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-        """``net(x)`` (or ``apply(net, x)``) without gradients, ``net`` in eval mode (batch norm's running statistics)."""
+        """``net(x)`` (or ``apply(net, x)``) without gradients, ``net`` in eval mode (batch norm's running
+        statistics)."""
         was = net.training
         net.eval()
         with torch.no_grad():
@@ -295,8 +296,9 @@ class AutoencoderBaseline(EncoderGenerator):
     ||G(E(x)) - x||_1 (``"l1"``), summed over pixels; no adversary."""
 
     def __init__(self, data_shape: Sequence[int] = IMAGE, latent_dim: int = 50, hidden: Sequence[int] = (1024, 1024),
-                 norm: str | None = "batch", loss: str = "l2", lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 weight_decay: float = 0.0, lr_decay: float = 1.0, decay_start: int = 0):
+                 norm: str | None = "batch", loss: str = "l2", lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, lr_decay: float = 1.0,
+                 decay_start: int = 0):
         if loss not in RECONSTRUCTION:
             raise ValueError(f"unknown reconstruction loss {loss!r}; choose one of {sorted(RECONSTRUCTION)}")
         super().__init__(data_shape=data_shape, latent_dim=latent_dim, hidden=hidden, norm=norm, loss=loss, lr=lr,
@@ -375,7 +377,8 @@ TABLE_LAYERS = ("hidden", "code")
 
 
 def table_features(bigan: BiGAN, lr: LatentRegressor, jlr: LatentRegressor, ae_l2: AutoencoderBaseline,
-                   ae_l1: AutoencoderBaseline, layer: str = "hidden") -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+                   ae_l1: AutoencoderBaseline,
+                   layer: str = "hidden") -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     """The feature maps of Table 1's rows, in its order, plus two baselines: raw pixels, and the same encoder with
     random weights. "D" is the penultimate layer of the LR run's discriminator (a plain GAN's: LR never changes G).
 

@@ -58,7 +58,8 @@ def knn_entropy(x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"knn_entropy needs at least 2 samples of shape (n, ...), got {tuple(x.shape)}")
     flat = x.flatten(1)
     n, d = flat.shape
-    dist = torch.cdist(flat, flat, compute_mode="donot_use_mm_for_euclid_dist") + torch.diag(torch.full((n,), float("inf"), device=x.device, dtype=flat.dtype))
+    self_distance = torch.diag(torch.full((n,), float("inf"), device=x.device, dtype=flat.dtype))  # no self-match
+    dist = torch.cdist(flat, flat, compute_mode="donot_use_mm_for_euclid_dist") + self_distance
     rho = dist.min(dim=1).values.clamp_min(1e-12)
     log_unit_ball = (d / 2) * math.log(math.pi) - math.lgamma(d / 2 + 1)
     return d * rho.log().mean() + log_unit_ball + math.log(n - 1) + 0.5772156649015329

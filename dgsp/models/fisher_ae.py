@@ -40,7 +40,8 @@ from dgsp.score import check_normalisable, poly_log_density, svgd
 from dgsp.train import Model
 
 __all__ = ["FPEPrior", "gaussian_posterior_score", "decoder_log_likelihood", "decoder_hyvarinen_score",
-           "encoder_input_score", "fisher_ae_terms", "FisherAE", "score_matched_prior", "LinearGaussian", "add_noise", "NOISE_VARIANCES", "mean_code",
+           "encoder_input_score", "fisher_ae_terms", "FisherAE", "score_matched_prior", "LinearGaussian", "add_noise",
+           "NOISE_VARIANCES", "mean_code",
            "normalised_bce", "noisy_copy", "robustness_bce", "robustness_nmi"]
 
 
@@ -54,7 +55,8 @@ class FPEPrior(nn.Module):
     def __init__(self, dim: int, order: int = 5, confine: float = 1e-2, eta: torch.Tensor | None = None):
         super().__init__()
         if order < 2:
-            raise ValueError(f"an FPE prior needs order K >= 2 (K = 1 is an exponential, not normalisable), got {order}")
+            raise ValueError(f"an FPE prior needs order K >= 2 (K = 1 is an exponential, not normalisable), "
+                             f"got {order}")
         if dim < 1:
             raise ValueError(f"the latent dimension must be positive, got {dim}")
         if confine < 0:
@@ -97,7 +99,8 @@ class FPEPrior(nn.Module):
         """The density of coordinate j on a regular 1-D grid, normalised numerically (the prior factorises)."""
         grid = grid.double()
         with torch.no_grad():
-            log_p = poly_log_density(self.eta[j].double().cpu(), grid[:, None]) - self.confine * grid ** self.carrier_power
+            log_p = (poly_log_density(self.eta[j].double().cpu(), grid[:, None])
+                     - self.confine * grid ** self.carrier_power)
             p = torch.exp(log_p - log_p.max())
         return p / (p.sum() * (grid[1] - grid[0]))
 
@@ -166,7 +169,8 @@ def encoder_input_score(x: torch.Tensor, mu: torch.Tensor, std: torch.Tensor, ep
     loss's gradient passes through it (double backpropagation). ``x`` must require grad and ``mu``, ``std`` be
     computed from it."""
     if not x.requires_grad:
-        raise ValueError("encoder_input_score needs the images with requires_grad=True (and mu, std computed from them)")
+        raise ValueError("encoder_input_score needs the images with requires_grad=True "
+                         "(and mu, std computed from them)")
     # a posterior whose mean or spread does not depend on x contributes nothing through it
     pairs = [(t, w) for t, w in ((mu, eps / std), (std, (eps ** 2 - 1) / std)) if t.requires_grad]
     if not pairs:

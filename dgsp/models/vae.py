@@ -294,7 +294,8 @@ def run_summary(model: VAE, x_eval: torch.Tensor, x_show: torch.Tensor, n_sample
 
 
 @torch.no_grad()
-def latent_traversal_grid(model: VAE, z_base: torch.Tensor, dims: list[int], values: torch.Tensor | list[float]) -> torch.Tensor:
+def latent_traversal_grid(model: VAE, z_base: torch.Tensor, dims: list[int],
+                          values: torch.Tensor | list[float]) -> torch.Tensor:
     """Decode z_base with one coordinate at a time swept over ``values``: (len(dims)·len(values), C, H, W),
     one row per latent dimension."""
     values = torch.as_tensor(values, dtype=torch.float32)
