@@ -200,3 +200,27 @@ def test_mixture_log_prob_matches_torch_distributions():
         data.two_moons().log_prob(torch.zeros(3, 2))
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         data.ring8().log_prob(torch.zeros(3, 3))
+
+
+def test_random_subset_keeps_rows_together_and_is_a_uniform_prefix():
+    x = torch.arange(1000, dtype=torch.float32)[:, None].repeat(1, 3)
+    y = torch.arange(1000)
+    xs, ys = data.random_subset(x, y, n=200, seed=3)
+    assert xs.shape == (200, 3) and ys.shape == (200,)
+    assert torch.equal(xs[:, 0].long(), ys)  # each image keeps its label
+    assert len(ys.unique()) == 200
+    assert torch.equal(data.random_subset(y, n=200, seed=3)[0], ys)  # the seed fixes the draw
+    assert not torch.equal(data.random_subset(y, n=200, seed=4)[0], ys)
+    # drawn order, not sorted: the first 100 rows are spread over the whole range, not its start
+    assert ys[:100].float().mean() > 300 and (ys[:100] >= 500).any()
+    everything = data.random_subset(y, n=5000)[0]
+    assert torch.equal(everything.sort().values, y)
+
+
+def test_random_subset_refuses_bad_input():
+    with pytest.raises(ValueError, match="equal length"):
+        data.random_subset(torch.zeros(5), torch.zeros(6), n=2)
+    with pytest.raises(ValueError, match="n must be positive"):
+        data.random_subset(torch.zeros(5), n=0)
+    with pytest.raises(ValueError, match="at least one tensor"):
+        data.random_subset(n=2)
