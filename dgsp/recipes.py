@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from dgsp.core import by_mode, check_count, device, seed_everything
-from dgsp.data import binarize, load, resolve
+from dgsp.data import binarize, load, random_subset, resolve
 from dgsp.train import History, Model, fit
 
 # The course's MNIST networks for lecture 3: DCGAN-style G and D, 64-d codes, 32 base channels.
@@ -55,9 +55,12 @@ def linear_autoencoder(k: int, dataset: str | None = None, epochs: int | None = 
 
 # ----------------------------------------------------------------------------- lecture 2
 def vae_eval_images(dataset: str | None = None) -> torch.Tensor:
-    """The fixed binarised test digits (300; quick: 100) on which lecture 2 reports test ELBOs."""
+    """The fixed binarised test digits (300; quick: 100) on which lecture 2 reports test ELBOs: a uniform sample of
+    the test split (:func:`dgsp.data.random_subset`; its first 300 digits are cleaner than the split's average:
+    the 20-epoch VAE's NLL is 92.2 nats on them, 94.2 on this sample and 95.4 on 2,000, 2026-12-04)."""
     x_test, _ = course_data("test", dataset)
-    return binarize(x_test[:by_mode(300, 100)], generator=torch.Generator().manual_seed(1))
+    x_eval, = random_subset(x_test, n=by_mode(300, 100))
+    return binarize(x_eval, generator=torch.Generator().manual_seed(1))
 
 
 def test_elbo_callback(x_eval: torch.Tensor) -> Callable[[Model, int], dict]:
