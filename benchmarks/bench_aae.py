@@ -153,16 +153,9 @@ def main() -> None:
             out[f"frechet_{name}"] = metrics.frechet_distance(metrics.classifier_features(clf, fake), ref)
             out[f"min_class_share_{name}"] = float(metrics.class_histogram(clf, fake).min())
         out["classifier_test_accuracy"] = clf.test_accuracy
-        recorded = dgsp.results.load().get("03_gan_wgan", {}).get("metrics", {})
-        # lecture 3's numbers are comparable only if they were scored by this classifier (the cached one; a fresh
-        # machine retrains it, and CPU training differs between machines): its test accuracy tells
-        same_clf = abs(recorded.get("classifier_test_accuracy", -1) - clf.test_accuracy) < 1e-9
-        if not same_clf and recorded:
-            print(f"  lecture 3's recorded GANs were scored by another classifier (test accuracy "
-                  f"{recorded.get('classifier_test_accuracy', float('nan')):.4f}, this one {clf.test_accuracy:.4f}): "
-                  "left out; rerun notebook 03 to score them with this one", flush=True)
+        recorded = dgsp.results.scored_by_same_classifier("03_gan_wgan", clf.test_accuracy)  # {} if not comparable
         for name in ("gan_ns_gp", "wgangp"):
-            if same_clf and f"frechet_{name}" in recorded:
+            if f"frechet_{name}" in recorded:
                 out[f"frechet_{name}_lecture3"] = recorded[f"frechet_{name}"]
                 out[f"min_class_share_{name}_lecture3"] = recorded[f"min_class_share_{name}"]
         print(f"  samples ({n} each): " + ", ".join(f"{k.removeprefix('frechet_')} FD {v:.1f}"

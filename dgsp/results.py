@@ -12,6 +12,7 @@ import numbers
 import os
 import platform
 import time
+import warnings
 from pathlib import Path
 
 try:
@@ -31,6 +32,21 @@ def load() -> dict:
     """All recorded entries, keyed by section (e.g. ``"01_autoencoders_pca"``)."""
     path = results_path()
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def scored_by_same_classifier(section: str, classifier_accuracy: float) -> dict:
+    """The recorded metrics of ``section`` if its Fréchet distances and class shares were measured with the course
+    classifier in use now, recognised by its test accuracy (``classifier_test_accuracy``, equal to 1e-9); else {}
+    and a warning. The classifier is trained once and cached; a fresh machine trains its own, whose features (and
+    every distance measured in them) differ a little, so numbers from another classifier are not comparable."""
+    recorded = load().get(section, {}).get("metrics", {})
+    theirs = recorded.get("classifier_test_accuracy")
+    if recorded and (theirs is None or abs(theirs - classifier_accuracy) > 1e-9):
+        warnings.warn(f"{section}'s recorded run was scored by another classifier (test accuracy "
+                      f"{theirs if theirs is not None else 'not recorded'}, this one {classifier_accuracy:.4f}): "
+                      f"its numbers are left out; rerun it here to compare", stacklevel=2)
+        return {}
+    return recorded
 
 
 def record(section: str, metrics: dict[str, float], *, dataset: str, notes: str = "") -> dict:

@@ -70,6 +70,20 @@ def test_results_record_and_markdown(monkeypatch, tmp_path):
         results.record("bad", {"x": "high"}, dataset="mnist")
 
 
+def test_recorded_numbers_are_shared_only_when_the_same_classifier_scored_them(monkeypatch, tmp_path):
+    monkeypatch.setenv("DGSP_HOME", str(tmp_path))
+    monkeypatch.setenv("DGSP_QUICK", "0")
+    monkeypatch.setenv("DGSP_PUBLISH", "1")
+    results.record("03_test", {"frechet_gan": 72.0, "classifier_test_accuracy": 0.9859}, dataset="mnist")
+    results.record("05_test", {"frechet_bigan": 300.0}, dataset="mnist")  # no classifier recorded
+    assert results.scored_by_same_classifier("03_test", 0.9859)["frechet_gan"] == 72.0
+    with pytest.warns(UserWarning, match="another classifier"):
+        assert results.scored_by_same_classifier("03_test", 0.9870) == {}
+    with pytest.warns(UserWarning, match="not recorded"):
+        assert results.scored_by_same_classifier("05_test", 0.9870) == {}
+    assert results.scored_by_same_classifier("never_run", 0.9870) == {}  # nothing recorded: nothing to warn about
+
+
 def test_results_record_from_several_processes_keeps_every_entry(monkeypatch, tmp_path):
     """A notebook and a benchmark may record at the same moment: each entry must survive."""
     env = {**os.environ, "DGSP_HOME": str(tmp_path), "DGSP_QUICK": "0", "DGSP_PUBLISH": "1"}
