@@ -69,7 +69,8 @@ def random_subset(*tensors: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.
     Take evaluation subsets of full MNIST's test split with it, not as ``x_test[:n]``: that split is not shuffled.
     Its first 5,000 digits come from NIST's Special Database 3 (written by Census Bureau employees), its last
     5,000 from Special Database 1 (high-school students), and the first half is the cleaner one (LeCun et al.'s
-    description of MNIST; Yadav and Bottou 2019 trace every digit to its writer). The training split mixes both."""
+    description of MNIST; Yadav and Bottou 2019 trace every digit to its writer). The training split holds 30,000
+    digits of each."""
     if not tensors:
         raise ValueError("random_subset needs at least one tensor")
     sizes = {len(t) for t in tensors}
