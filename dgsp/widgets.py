@@ -200,8 +200,9 @@ def beta_explorer(runs: dict[float, dict[str, Any]]):
 # for the first half of the run and then decayed to 5% of its start) with Adam's betas (0.5, 0.9) in place of its
 # (0.5, 0.999), the non-saturating loss, k = 1 and two hidden layers of 64 units, so that the first run a student
 # sees converges on ring8: 8/8 modes with 84-95% of the samples within 3 std of a mode (22 of 24 seeds 8/8, the
-# other two 6-7/8) in about 4-5 s on a 2-core CPU. A lr of 3e-3 covers 8/8 less reliably (10 of 12 seeds), 1e-3 is
-# too slow for 2,000 steps; without the decay the samples never settle. WGAN-GP gets the toy penalty weight lam = 0.1.
+# other two 6-7/8) in about 4-5 s on a 2-core CPU. A lr of 3e-3 covers 8/8 less reliably (10 of 12 seeds), 3e-2
+# far less (4 of 12 seeds 8/8, the others 1-7/8; 2026-12-04), 1e-3 is too slow for 2,000 steps; without the decay
+# the samples never settle. WGAN-GP gets the toy penalty weight lam = 0.1.
 PLAYGROUND: dict[str, Any] = {"loss": "nonsaturating", "lr": 1e-2, "n_critic": 1, "clip": 0.01, "lam": 0.1,
                               "decay": True, "steps": 2000, "batch_size": 128, "hidden": 64,
                               "betas": (0.5, 0.9), "final_lr": 0.05}
