@@ -36,7 +36,7 @@ def load() -> dict:
 
 def scored_by_same_classifier(section: str, classifier_accuracy: float) -> dict:
     """The recorded metrics of ``section`` if its Fréchet distances and class shares were measured with the course
-    classifier in use now, recognised by its test accuracy (``classifier_test_accuracy``, equal to 1e-9); else {}
+    classifier in use now, recognised by its test accuracy (``classifier_test_accuracy``, equal within 1e-9); else {}
     and a warning. The classifier is trained once and cached; a fresh machine trains its own, whose features (and
     every distance measured in them) differ a little, so numbers from another classifier are not comparable."""
     recorded = load().get(section, {}).get("metrics", {})
