@@ -370,8 +370,22 @@ def mnist_classifier(dataset: str = "mnist", epochs: int | None = None, n: int |
     model = DigitClassifier().to(device())
     fit(model, (x, y), epochs=epochs, batch_size=128, checkpoint=checkpoint, desc="MNIST classifier")
     xt, yt = load(dataset, "test")
-    model.test_accuracy = float((map_batches(model, xt).argmax(1) == yt).double().mean())
+    model.test_accuracy = classifier_accuracy(model, xt, yt)
     return model
+
+
+def classifier_accuracy(model: DigitClassifier, x: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of images x (N, 1, 28, 28) that the classifier labels as ``labels`` (N,). On reconstructions
+    G(E(x)) with the labels of x, it asks whether a model keeps each digit's class."""
+    if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
+        raise ValueError(f"expected images of shape (N, 1, 28, 28), got {tuple(x.shape)}")
+    if labels.shape != (len(x),):
+        raise ValueError(f"expected {len(x)} labels of shape ({len(x)},), got {tuple(labels.shape)}")
+    if len(x) == 0:
+        raise ValueError("classifier_accuracy needs at least one image")
+    model.eval()
+    pred = map_batches(model, x.to(next(model.parameters()).device)).argmax(1)
+    return float((pred.cpu() == labels.cpu()).double().mean())
 
 
 def classifier_features(model: DigitClassifier, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:

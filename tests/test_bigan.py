@@ -132,6 +132,22 @@ def test_table_recipes_build_the_documented_models(monkeypatch):
     assert not bg.training  # handed back in eval mode
 
 
+def test_inversion_eval_images_are_a_uniform_draw_not_the_head_of_the_test_split(monkeypatch):
+    """The digits the training curves are logged on come from data.random_subset, fixed across calls: full MNIST's
+    test split is not shuffled, and its first half is the cleaner one."""
+    from dgsp import by_mode, data, recipes
+
+    x_test = torch.arange(5000.0)[:, None, None, None].expand(5000, 1, 28, 28)
+    monkeypatch.setattr(recipes, "course_data", lambda split, dataset=None: (x_test, None))
+    shown = recipes.inversion_eval_images()
+    assert shown.shape == (by_mode(1000, 200), 1, 28, 28)
+    assert torch.equal(shown, recipes.inversion_eval_images())  # the same digits after every epoch
+    assert torch.equal(shown, data.random_subset(x_test, n=len(shown))[0])
+    index = shown[:, 0, 0, 0]
+    assert index.unique().numel() == len(shown)
+    assert (index >= 2500).any() and (index < 2500).any() and not torch.equal(index, index.sort().values)
+
+
 def _step_with(model, x, zero: str | None = None):
     """One two_player_step from the seeded loss, with the term ``zero`` (if any) multiplied by 0."""
     torch.manual_seed(5)

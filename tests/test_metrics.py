@@ -58,3 +58,22 @@ def test_empty_inputs_are_a_clear_error(name, call, message):
     """Empty inputs used to give NaN (mse, the bandwidths), zero coverage or a raw torch error."""
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_classifier_accuracy_counts_agreeing_labels_and_refuses_bad_input():
+    """The share of images given the stated label, checked against the classifier's own argmax."""
+    torch.manual_seed(0)
+    clf = metrics.DigitClassifier().eval()
+    x = torch.rand(6, 1, 28, 28)
+    with torch.no_grad():
+        pred = clf(x).argmax(1)
+    assert metrics.classifier_accuracy(clf, x, pred) == 1.0
+    assert metrics.classifier_accuracy(clf, x, (pred + 1) % 10) == 0.0
+    half = torch.where(torch.arange(6) < 3, pred, (pred + 1) % 10)
+    assert metrics.classifier_accuracy(clf, x, half) == 0.5
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
+        metrics.classifier_accuracy(clf, x.flatten(1), pred)
+    with pytest.raises(ValueError, match="labels of shape"):
+        metrics.classifier_accuracy(clf, x, pred[:5])
+    with pytest.raises(ValueError, match="at least one image"):
+        metrics.classifier_accuracy(clf, x[:0], pred[:0])
