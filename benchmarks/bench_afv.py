@@ -20,6 +20,9 @@ pairwise distances) and the closest pair of digit classes.
 Full run:   python benchmarks/bench_afv.py
 Part of it: python benchmarks/bench_afv.py --rows pixels ebm_d --skip-overfit   (recorded as bench_afv_partial: the
             table's other rows need every lecture's model, which a fresh machine trains first, about two hours)
+Part 2 alone: python benchmarks/bench_afv.py --speed-only   (recorded as bench_afv_speed with the device's name: the
+            recipe's D, seeded and untrained, since the timing and the equality do not depend on the weights; for a
+            GPU, where the whole benchmark would first train every lecture's model)
 Smoke test: python benchmarks/bench_afv.py --quick-check   (quick mode, embedded subset, nothing recorded)
 """
 from __future__ import annotations
@@ -66,11 +69,38 @@ def best_of(repeats: int, fn, *args):
     return out, best
 
 
+def per_sample_speed(d, x) -> tuple[dict[str, float], list[str]]:
+    """Part 2 on D and a batch x (256 test digits): the per-sample scores' error against the loop, the three
+    times and the two ratios, and the two verdict lines (printed as well)."""
+    import torch
+
+    from dgsp import fisher
+
+    xb = x.to(next(d.parameters()).device)
+    fisher.per_sample_gradients(d, xb[:8])  # warm up
+    fast, t_fast = best_of(3, fisher.per_sample_gradients, d, xb)
+    slow, t_loop = best_of(3, loop_gradients, d, xb)
+    # the batch's summed gradient: the same arithmetic in one ordinary backward pass, the floor
+    _, t_batched = best_of(3, lambda: torch.autograd.grad(d(xb).sum(), list(d.parameters())))
+    rel = float((fast - slow).norm() / slow.norm())
+    out = dict(per_sample_rel_error=rel, per_sample_speedup=t_loop / t_fast, per_sample_seconds_vmap=t_fast,
+               per_sample_seconds_loop=t_loop, per_sample_seconds_batched_backward=t_batched,
+               per_sample_speedup_ceiling=t_loop / t_batched, per_sample_batch=float(len(xb)))
+    lines = [f"per-sample scores equal the loop to {rel:.1e} (<= 1e-5): {verdict(rel <= 1e-5)}",
+             f"vmap {t_fast * 1e3:.1f} ms vs loop {t_loop * 1e3:.0f} ms at batch {len(xb)}: {t_loop / t_fast:.1f}x "
+             f"(>= 10x): {verdict(t_loop / t_fast >= 10)}; ceiling here (one batched backward, "
+             f"{t_batched * 1e3:.1f} ms): {t_loop / t_batched:.1f}x"]
+    print("\n".join(lines), flush=True)
+    return out, lines
+
+
 def main() -> None:
     def arguments(ap):
         ap.add_argument("--rows", nargs="+", default=None,
                         help="rows of dgsp.course_tables.REPRESENTATIONS to score beside the AFV (default: all)")
         ap.add_argument("--skip-overfit", action="store_true", help="leave out the overfitting monitor (part 4)")
+        ap.add_argument("--speed-only", action="store_true",
+                        help="part 2 alone, on the recipe's untrained D (recorded as bench_afv_speed)")
 
     args = parse_args(__doc__, arguments)  # before dgsp is imported: it sets quick mode
 
@@ -89,6 +119,20 @@ def main() -> None:
     out: dict[str, float] = {}
     lines: list[str] = []
 
+    if args.speed_only:
+        from dgsp.models.ebm_gan import EBMGAN
+
+        dgsp.seed_everything(0)
+        d = EBMGAN(**recipes.EBM_MNIST).to(dgsp.device()).discriminator.eval()
+        out, lines = per_sample_speed(d, x_test[:256])
+        on_gpu = dgsp.device().type == "cuda"
+        where = torch.cuda.get_device_name() if on_gpu else f"CPU, {torch.get_num_threads()} threads"
+        print("\n".join(["", f"summary ({where}):"] + lines))
+        if not args.quick_check:
+            dgsp.results.record("bench_afv_speed", out, dataset=dataset,
+                                notes=f"benchmarks/bench_afv.py --speed-only on {where}; the recipe's D, untrained")
+        return
+
     model = recipes.mnist_ebm_gan(dataset)
     out["seconds_ebm_gan"] = model.history.training_seconds()
     out["frechet_ebm_gan_training"] = model.history.last("frechet")
@@ -96,22 +140,9 @@ def main() -> None:
     n_params = sum(p.numel() for p in d.parameters())
 
     # 2. per-sample scores against a loop, batch 256
-    xb = x_test[:256].to(model.device)
-    fisher.per_sample_gradients(d, xb[:8])  # warm up
-    fast, t_fast = best_of(3, fisher.per_sample_gradients, d, xb)
-    slow, t_loop = best_of(3, loop_gradients, d, xb)
-    # the batch's summed gradient: the same arithmetic in one ordinary backward pass, the floor
-    _, t_batched = best_of(3, lambda: torch.autograd.grad(d(xb).sum(), list(d.parameters())))
-    rel = float((fast - slow).norm() / slow.norm())
-    out.update(per_sample_rel_error=rel, per_sample_speedup=t_loop / t_fast, per_sample_seconds_vmap=t_fast,
-               per_sample_seconds_loop=t_loop, per_sample_seconds_batched_backward=t_batched,
-               per_sample_speedup_ceiling=t_loop / t_batched)
-    lines.append(f"per-sample scores equal the loop to {rel:.1e} (<= 1e-5): {verdict(rel <= 1e-5)}")
-    ok = t_loop / t_fast >= 10
-    lines.append(f"vmap {t_fast * 1e3:.0f} ms vs loop {t_loop * 1e3:.0f} ms at batch 256: {t_loop / t_fast:.1f}x "
-                 f"(>= 10x): {verdict(ok)}; ceiling here (one batched backward, {t_batched * 1e3:.0f} ms): "
-                 f"{t_loop / t_batched:.1f}x")
-    print(lines[-2], "\n" + lines[-1], flush=True)
+    speed, speed_lines = per_sample_speed(d, x_test[:256])
+    out.update(speed)
+    lines += speed_lines
 
     # 3. the AFV evaluation, timed as a whole
     t_start = time.perf_counter()

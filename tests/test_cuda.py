@@ -4,9 +4,11 @@ import pytest
 import torch
 
 import dgsp
-from dgsp import train, widgets
-from dgsp.models import gan
+from dgsp import fisher, recipes, train, widgets
+from dgsp.models import aae, bigan, gan
 from dgsp.models.autoencoder import Autoencoder, pca
+from dgsp.models.ebm_gan import EBMGAN
+from dgsp.models.fisher_ae import FisherAE
 from dgsp.models.vae import VAE
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -60,3 +62,70 @@ def test_checkpoint_written_on_the_gpu_loads_on_the_cpu(tmp_path):
     for a, b in zip(model.state_dict().values(), cpu.state_dict().values()):
         assert torch.equal(a.cpu(), b)
     assert dgsp.device().type == "cuda"
+
+
+# Lectures 4-7: a training step of each model family on the GPU, then the Fisher tools.
+def _labels(n, k=10):
+    return torch.arange(n, device=CUDA) % k
+
+
+@pytest.mark.parametrize("build, batch", [
+    (lambda: aae.AAE(z_dim=2, hidden=(32,), disc_hidden=(16,), posterior="gaussian", prior="mixture"),
+     lambda: (_images(16),)),
+    (lambda: aae.AAE(z_dim=2, hidden=(32,), disc_hidden=(16,), n_classes=10, supervised=True),
+     lambda: (_images(16), _labels(16))),
+    (lambda: aae.AAE(z_dim=2, hidden=(32,), disc_hidden=(16,), n_classes=10),
+     lambda: {"unlabelled": (_images(16),), "labelled": (_images(8), _labels(8))}),
+    (lambda: aae.AAE(z_dim=4, hidden=(32,), disc_hidden=(16,), n_classes=16), lambda: (_images(16),)),
+    (lambda: bigan.BiGAN(latent_dim=5, hidden=(32, 32)), lambda: (_images(16),)),
+    (lambda: bigan.LatentRegressor(latent_dim=5, hidden=(32, 32), joint_weight=0.25), lambda: (_images(16),)),
+    (lambda: FisherAE(z_dim=3, hidden=(32,)), lambda: (_images(16),)),
+    (lambda: recipes.robust_ae("wae_mmd"), lambda: (_images(16),)),
+    (lambda: EBMGAN(**{**recipes.EBM_MNIST, "channels": 8}), lambda: (_images(16),)),
+], ids=["aae-mixture", "aae-supervised", "aae-semi", "aae-cluster", "bigan", "jlr", "fisher-ae", "wae-mmd",
+        "ebm-gan"])
+def test_lectures_4_to_7_take_a_training_step_on_the_gpu(build, batch):
+    torch.manual_seed(0)
+    model = build().to(CUDA)
+    metrics = model.training_step(batch())
+    assert metrics and all(v.device.type == "cuda" for v in metrics.values() if isinstance(v, torch.Tensor))
+    assert all(torch.isfinite(torch.as_tensor(v)).item() for v in metrics.values())
+    assert model.sample(3, generator=torch.Generator(CUDA).manual_seed(0)).device.type == "cuda"
+
+
+def test_semi_supervised_fit_with_two_streams_on_the_gpu():
+    model = aae.AAE(z_dim=2, hidden=(32,), disc_hidden=(16,), n_classes=10).to(CUDA)
+    history = train.fit(model, {"unlabelled": _images(64), "labelled": (_images(20), _labels(20))}, epochs=1,
+                        batch_size=16, progress=False)
+    assert len(history["loss_d"]) == 4 and model.classify(_images(5)).device.type == "cuda"
+
+
+def test_per_sample_fisher_scores_on_the_gpu_equal_a_loop_and_the_cpu():
+    torch.manual_seed(0)
+    d = EBMGAN(**{**recipes.EBM_MNIST, "channels": 8}).discriminator.eval()
+    x = torch.rand(40, 1, 28, 28)
+    cpu = fisher.per_sample_gradients(d, x)
+    d.to(CUDA)
+    gpu = fisher.per_sample_gradients(d, x.to(CUDA))  # 256 rows per vmap call here, 32 on the CPU
+    params = list(d.parameters())
+    loop = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(d(xi[None]).sum(), params)])
+                        for xi in x.to(CUDA)])
+    assert gpu.device.type == "cuda" and fisher.vmap_rows(gpu.device) == 256
+    assert float((gpu - loop).norm() / loop.norm()) < 1e-5
+    assert float((gpu.cpu() - cpu).norm() / cpu.norm()) < 1e-4
+
+
+def test_sketched_fisher_vectors_on_the_gpu_match_the_cpu():
+    torch.manual_seed(0)
+    d = EBMGAN(**{**recipes.EBM_MNIST, "channels": 8}).discriminator.eval()
+    samples, x = torch.rand(64, 1, 28, 28), torch.rand(30, 1, 28, 28)
+    on_cpu = fisher.FisherEmbedding.from_samples(d, samples, sketch_dim=2000, exact_params=recipes.AFV["exact"])
+    v_cpu = on_cpu.vectors(x)
+    d.to(CUDA)
+    on_gpu = fisher.FisherEmbedding.from_samples(d, samples.to(CUDA), sketch_dim=2000,
+                                                 exact_params=recipes.AFV["exact"])
+    v_gpu = on_gpu.vectors(x.to(CUDA))  # gathered on the CPU by default
+    assert v_gpu.device.type == "cpu" and v_gpu.shape == (30, 2000)
+    assert float((v_gpu - v_cpu).norm() / v_cpu.norm()) < 1e-3
+    means = on_gpu.group_means(x.to(CUDA), _labels(30, 3), 3)
+    assert means.shape[0] == 3 and torch.isfinite(means).all()
