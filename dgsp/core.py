@@ -20,6 +20,7 @@ import os
 import random
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Iterator, TypeVar
 
@@ -125,9 +126,39 @@ def check_count(n: int, who: str, least: int = 1) -> int:
     return int(n)
 
 
+def check_generator(generator: torch.Generator | None, who: str) -> None:
+    """A ``ValueError`` naming ``who`` unless ``generator`` is None or a CPU ``torch.Generator``: dgsp draws seeded
+    noise on the CPU and moves it to the model's device, so that a seed gives the same samples on every device."""
+    if generator is None or (isinstance(generator, torch.Generator) and generator.device.type == "cpu"):
+        return
+    where = f"a generator on {generator.device}" if isinstance(generator, torch.Generator) else repr(generator)
+    raise ValueError(f"{who}: dgsp draws seeded noise on the CPU and moves it to the model's device (the same "
+                     f"samples on every device), so pass a CPU generator, torch.Generator().manual_seed(seed); "
+                     f"got {where}")
+
+
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """Inside this block a GPU computes float32 convolutions and matrix products in full precision. cuDNN
+    convolutions use TensorFloat-32 by default on Ampere and later chips, whose inputs keep only 10 of float32's
+    23 mantissa bits, so two ways of computing the same gradient can differ by 1e-4 relative there. Comparisons to
+    1e-5 need this. No effect on a CPU."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # newer torch prefers fp32_precision; these two flags still hold
+        before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Standard normal noise shaped like ``x`` on ``x``'s device. With a (CPU) ``generator`` the
     draw is made on the CPU and moved, so a seeded result is the same on every device."""
+    check_generator(generator, "randn_like")
     if generator is None:
         return torch.randn_like(x)
     return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
@@ -140,6 +171,7 @@ def as_numpy(a: torch.Tensor | np.ndarray | list) -> np.ndarray:
 
 def rand_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniform [0, 1) noise shaped like ``x``; seeded like :func:`randn_like`."""
+    check_generator(generator, "rand_like")
     if generator is None:
         return torch.rand_like(x)
     return torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)

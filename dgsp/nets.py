@@ -30,10 +30,11 @@ def activation(name: str | None) -> nn.Module:
 
 
 def check_shape(x: torch.Tensor, expected: Sequence[int | None], who: str,
-                dtype: torch.dtype | None = None, finite: bool = False) -> None:
+                dtype: torch.dtype | None = None, finite: bool = False, device: torch.device | None = None) -> None:
     """Raise a clear error unless ``x.shape`` matches ``expected`` (None = any size) and, if given, ``x`` has
-    the floating-point ``dtype`` of the network's weights. ``finite=True`` (the models' public entry points, e.g.
-    ``encode``) also rejects NaN or inf rows, except inside :func:`dgsp.core.inputs_checked` (training)."""
+    the floating-point ``dtype`` of the network's weights and lies on their ``device``. ``finite=True`` (the
+    models' public entry points, e.g. ``encode``) also rejects NaN or inf rows, except inside
+    :func:`dgsp.core.inputs_checked` (training)."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{who} expects a torch.Tensor, got {type(x).__name__}")
     ok = x.dim() == len(expected) and all(e is None or e == s for e, s in zip(expected, x.shape))
@@ -42,6 +43,9 @@ def check_shape(x: torch.Tensor, expected: Sequence[int | None], who: str,
         raise ValueError(f"{who} expects input of shape {want}, got {tuple(x.shape)}")
     if dtype is not None and x.dtype != dtype:
         raise ValueError(f"{who} has {dtype} weights but got {x.dtype} input; convert it with x.to({dtype})")
+    if device is not None and x.device != device:
+        raise ValueError(f"{who} has its weights on {device} but got input on {x.device}; move one to the other's "
+                         f"device: x.to(model.device), or model.to(dgsp.device()) for the course's device")
     if finite and not inputs_are_checked():
         check_finite_rows(x, f"the input given to {who}")
 
@@ -50,6 +54,12 @@ def weight_dtype(net: nn.Module) -> torch.dtype | None:
     """The dtype of a network's first parameter (None for a network without parameters)."""
     p = next(net.parameters(), None)
     return None if p is None else p.dtype
+
+
+def weight_device(net: nn.Module) -> torch.device | None:
+    """The device of a network's first parameter (None for a network without parameters)."""
+    p = next(net.parameters(), None)
+    return None if p is None else p.device
 
 
 def _norm(kind: str | None, features: int, conv: bool) -> nn.Module:
@@ -89,7 +99,7 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.in_shape), type(self).__name__, weight_dtype(self))
+        check_shape(x, (None, *self.in_shape), type(self).__name__, weight_dtype(self), device=weight_device(self))
         return self.net(x.flatten(1)).view(-1, *self.out_shape)
 
 
@@ -112,7 +122,8 @@ class ConvEncoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, self.in_channels, 28, 28), type(self).__name__, weight_dtype(self))
+        check_shape(x, (None, self.in_channels, 28, 28), type(self).__name__, weight_dtype(self),
+                    device=weight_device(self))
         return self.net(x)
 
 
@@ -136,7 +147,7 @@ class ConvDecoder(nn.Module):
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        check_shape(z, (None, self.in_dim), type(self).__name__, weight_dtype(self))
+        check_shape(z, (None, self.in_dim), type(self).__name__, weight_dtype(self), device=weight_device(self))
         return self.net(z)
 
 

@@ -214,3 +214,41 @@ def test_training_steps_skip_the_test_but_fit_still_checks_its_data(monkeypatch)
     bad[7, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="row 7"):
         dgsp.train.fit(Autoencoder(code_dim=2, hidden=(8,)), bad, epochs=1, batch_size=16, progress=False)
+
+
+def test_samplers_refuse_a_generator_that_is_not_a_cpu_generator():
+    """Seeded noise is drawn on the CPU and moved (the same samples on every device): a seed passed as an int, or a
+    generator on another device (tests/test_cuda.py), is a clear error at every model's sample, not torch's."""
+    from dgsp.core import randn_like
+    from dgsp.models import aae, bigan, gan
+    from dgsp.models.ebm_gan import EBMGAN
+    from dgsp.models.fisher_ae import FisherAE
+    from dgsp.models.vae import VAE
+
+    samplers = {
+        "VAE": VAE(z_dim=2, hidden=(8,)).sample,
+        "GAN": gan.GAN(data_shape=(2,), latent_dim=2, hidden=(8,)).sample,
+        "EBM-GAN": EBMGAN(latent_dim=2, hidden=(8,)).sample,
+        "BiGAN": bigan.BiGAN(latent_dim=3, hidden=(8,)).sample,
+        "AAE": aae.AAE(z_dim=2, hidden=(8,), disc_hidden=(8,)).sample,
+        "AAE with labels": aae.AAE(z_dim=2, hidden=(8,), disc_hidden=(8,), n_classes=10).sample,
+        "Fisher AE (exact prior)": lambda n, generator: FisherAE(z_dim=2, hidden=(8,)).sample(
+            n, generator=generator, exact=True),
+        "Fisher AE (SVGD)": lambda n, generator: FisherAE(z_dim=2, hidden=(8,)).sample(n, generator=generator, steps=1),
+        "randn_like": lambda n, generator: randn_like(torch.empty(n, 2), generator),
+    }
+    for name, sample in samplers.items():
+        with pytest.raises(ValueError, match=r"pass a CPU generator, torch.Generator\(\).manual_seed\(seed\); got 7"):
+            sample(3, generator=7)
+        assert len(sample(3, generator=torch.Generator().manual_seed(0))) == 3, name
+
+
+def test_full_float32_turns_tensorfloat32_off_inside_and_restores_it():
+    from dgsp.core import full_float32
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    with pytest.raises(RuntimeError, match="inside"):
+        with full_float32():
+            assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+            raise RuntimeError("inside")
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before

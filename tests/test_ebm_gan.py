@@ -43,7 +43,7 @@ def test_energy_loss_is_the_bound_plus_the_two_stabilisers():
 
 def test_ebm_gan_learns_a_density_on_the_ring():
     toy = recipes.ebm_toy("ring8")
-    x = toy.sample(2048, seed=0)
+    x = toy.sample(2048, seed=0, device="cpu")  # the model stays on the CPU, as the grid and the checks below
     torch.manual_seed(0)
     model = EBMGAN(**recipes.TOY_EBM)
     fit(model, x, epochs=None, max_steps=300, batch_size=256, cache=False, progress=False)

@@ -46,3 +46,16 @@ def test_unknown_activation_norm_and_bad_dropout():
 
 def test_count_parameters():
     assert nets.count_parameters(nets.MLP(3, [4], 2)) == 3 * 4 + 4 + 4 * 2 + 2
+
+
+def test_input_on_another_device_than_the_weights_is_a_clear_error():
+    """A student's data on the GPU and the model still on the CPU (or the reverse) is named, not torch's
+    device-mismatch error; the "meta" device stands in for a GPU here (tests/test_cuda.py has the real one)."""
+    cases = {nets.MLP(2, [4], 1): torch.empty(3, 2, device="meta"),
+             nets.ConvEncoder(out_dim=1, channels=2): torch.empty(3, 1, 28, 28, device="meta"),
+             nets.ConvDecoder(in_dim=2, channels=2): torch.empty(3, 2, device="meta")}
+    for net, x in cases.items():
+        assert nets.weight_device(net) == torch.device("cpu")
+        with pytest.raises(ValueError, match=r"weights on cpu but got input on meta; move one .* x.to\(model.device\)"):
+            net(x)
+        net(torch.zeros(x.shape))  # the same input on the CPU passes

@@ -170,7 +170,7 @@ def test_plot_extent_holds_the_samples_but_ignores_runaways():
     for pts in (real, fake):
         assert x0 < float(pts[:, 0].min()) and float(pts[:, 0].max()) < x1
         assert y0 < float(pts[:, 1].min()) and float(pts[:, 1].max()) < y1
-    runaway = torch.cat([real, torch.tensor([[1e4, -1e4]])])
+    runaway = torch.cat([real, torch.tensor([[1e4, -1e4]], device=real.device)])  # toys sample on dgsp.device()
     x0, x1, y0, y1 = widgets.plot_extent(real, runaway)
     assert x1 <= 3 * 2.1 and y0 >= -3 * 2.1  # at most max_scale times the data's box
     assert x0 < float(real[:, 0].min()) and float(real[:, 0].max()) < x1

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from dgsp.adversarial import discriminator_loss, generator_loss_nonsaturating
-from dgsp.core import as_numpy, check_count, randn_like
+from dgsp.core import as_numpy, check_count, check_generator, randn_like
 from dgsp.data import check_images
 from dgsp.nets import MLP, check_shape
 from dgsp.train import Model
@@ -83,6 +83,7 @@ def sample_prior(name: str, n: int, dim: int = 2, generator: torch.Generator | N
     if name != "gaussian" and dim != 2:
         raise ValueError(f"the {name} prior is 2-D; got dim={dim}")
     n = check_count(n, f"sample_prior({name!r}, n)")
+    check_generator(generator, f"sample_prior({name!r})")
     if name == "gaussian":
         return gaussian_prior(n, dim, generator)
     return PRIORS[name](n, generator=generator)
@@ -91,6 +92,7 @@ def sample_prior(name: str, n: int, dim: int = 2, generator: torch.Generator | N
 def categorical_prior(n: int, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """n one-hot draws of Cat(1/k, ..., 1/k), shape (n, k) (the label prior of Sec. 5-6)."""
     n, k = check_count(n, "categorical_prior(n)"), check_count(k, "categorical_prior(k)")
+    check_generator(generator, "categorical_prior")
     return F.one_hot(torch.randint(k, (n,), generator=generator), k).float()
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dgsp.core import check_count, randn_like
+from dgsp.core import check_count, check_generator, randn_like
 from dgsp.data import check_images
 from dgsp.nets import MLP, check_shape
 from dgsp.score import check_normalisable, poly_log_density, svgd
@@ -109,6 +109,7 @@ class FPEPrior(nn.Module):
         """n exact draws (up to the grid's resolution): because p_η factorises, each coordinate is drawn
         independently by inverting its 1-D distribution function, tabulated on a grid over [lo, hi]."""
         n = check_count(n, "FPEPrior.sample_exact(n)")
+        check_generator(generator, "FPEPrior.sample_exact")
         grid = torch.linspace(lo, hi, points, dtype=torch.float64)
         u = torch.rand(n, self.dim, generator=generator, dtype=torch.float64)
         cols = []
