@@ -67,3 +67,15 @@ def test_benchmarks_refuse_zero_sizes(script: str, bad: list[str], quick_dir: Pa
     run = _run([f"benchmarks/{script}", "--quick-check", *bad], quick_dir, timeout=120)
     assert run.returncode != 0
     assert "must be" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_bench_afv_speed_only_measures_part_2_alone(quick_dir: Path):
+    """The GPU check (README, GPU): part 2 on the recipe's untrained D, no model trained, both verdicts printed."""
+    before = _figures_digest()
+    run = _run(["benchmarks/bench_afv.py", "--speed-only", "--quick-check"], quick_dir, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = run.stdout[run.stdout.index("summary (CPU"):]
+    assert re.search(r"equal the loop to \S+ \(<= 1e-5\): MET", summary)
+    assert re.search(r"at batch 256: \S+x \(>= 10x\): (NOT MET|MET)", summary)
+    assert "loaded finished run" not in run.stdout + run.stderr and "07_ebm_gan" not in run.stdout
+    assert _figures_digest() == before
