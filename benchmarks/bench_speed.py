@@ -142,9 +142,12 @@ def plain_torch_rate(steps: int, threads: int) -> float:
 
 def notebook_seconds(name: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                    "--ExecutePreprocessor.timeout=-1", "--output-dir", str(ROOT / "build" / "notebooks"),
-                    str(ROOT / "notebooks" / name)], check=True, capture_output=True)
+    # "-m nbconvert", not "-m jupyter nbconvert": the same tool, and it also runs where nbconvert was installed
+    # without the jupyter command (e.g. from wheels on a lent GPU machine)
+    subprocess.run([sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
+                    "--ExecutePreprocessor.timeout=-1", "--ExecutePreprocessor.kernel_name=python3",
+                    "--output-dir", str(ROOT / "build" / "notebooks"), str(ROOT / "notebooks" / name)],
+                   check=True, capture_output=True)
     return time.perf_counter() - t0
 
 
