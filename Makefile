@@ -55,9 +55,10 @@ course: $(STAMP)
 # tests/test_browser.py starts its own JupyterLab without MPLBACKEND (it checks that figures show).
 # Every process of one test run (pytest, the browser test's kernels, nbval's kernels) shares one fresh quick-mode
 # folder (DGSP_QUICK_DIR), so a quick model trained once is loaded by content key afterwards; removed at the end.
-# The browser test runs in a second pytest process alongside the rest (its output follows theirs), which roughly
-# halves the wall time on two cores. Each process keeps to one thread (OMP_NUM_THREADS=1): two processes with
-# torch's two threads each on two cores slow tiny models badly. make lab and make course keep torch's default.
+# The browser test runs in a second pytest process alongside the rest (its output follows theirs): on two cores a
+# fresh clone's make test took 861 s instead of 1,109 s. Each process keeps to one thread (OMP_NUM_THREADS=1): two
+# processes with torch's two threads each on two cores slow tiny models badly. make lab and make course keep
+# torch's default.
 test: $(STAMP)
 	@quick=$$(mktemp -d -t dgsp-test-XXXXXX); \
 	run="env -u DGSP_PUBLISH MPLBACKEND=Agg DGSP_QUICK=1 DGSP_NO_DOWNLOAD=1 OMP_NUM_THREADS=1 DGSP_QUICK_DIR=$$quick \
