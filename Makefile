@@ -1,7 +1,7 @@
 # dgsp course: every target sets up .venv itself the first time.
 #   make course   execute every notebook in full mode -> figures/, figures/results.json, figures/RESULTS.md
 #   make test     unit tests, every notebook through nbval, and every notebook in a real browser
-#                 (tests/test_browser.py, when Chromium is installed, in a second process), in quick mode (DGSP_QUICK=1)
+#                 (tests/test_browser.py, when Chromium is installed), in quick mode (DGSP_QUICK=1)
 #   make lab      JupyterLab on notebooks/, figures inline
 #   make bench    the benchmark scripts (targets from the issues), results into figures/results.json
 #
@@ -55,19 +55,19 @@ course: $(STAMP)
 # tests/test_browser.py starts its own JupyterLab without MPLBACKEND (it checks that figures show).
 # Every process of one test run (pytest, the browser test's kernels, nbval's kernels) shares one fresh quick-mode
 # folder (DGSP_QUICK_DIR), so a quick model trained once is loaded by content key afterwards; removed at the end.
-# The browser test runs in a second pytest process alongside the rest (its output follows theirs): on two cores a
-# fresh clone's make test took 861 s instead of 1,109 s. Each process keeps to one thread (OMP_NUM_THREADS=1): two
-# processes with torch's two threads each on two cores slow tiny models badly. make lab and make course keep
-# torch's default.
+# Two pytest processes run side by side: the unit tests, and the browser test followed by nbval (its output follows
+# theirs). On two cores a fresh clone's make test took 861 s with the browser test alone in the second process,
+# 1,109 s with everything in one. Each process keeps to one thread (OMP_NUM_THREADS=1): two processes with torch's
+# two threads each on two cores slow tiny models badly. make lab and make course keep torch's default.
 test: $(STAMP)
 	@quick=$$(mktemp -d -t dgsp-test-XXXXXX); \
 	run="env -u DGSP_PUBLISH MPLBACKEND=Agg DGSP_QUICK=1 DGSP_NO_DOWNLOAD=1 OMP_NUM_THREADS=1 DGSP_QUICK_DIR=$$quick \
 	  $(PY) -m pytest -p no:cacheprovider"; \
-	$$run tests/test_browser.py -q > $$quick/browser.log 2>&1 & browser=$$!; \
-	$$run tests notebooks --ignore=tests/test_browser.py --nbval-lax --nbval-current-env -q; status=$$?; \
-	wait $$browser; browser_status=$$?; \
-	echo; echo "== tests/test_browser.py (run alongside; exit $$browser_status)"; cat $$quick/browser.log; \
-	rm -rf $$quick; [ $$status -eq 0 ] && [ $$browser_status -eq 0 ]
+	$$run tests/test_browser.py notebooks --nbval-lax --nbval-current-env -q > $$quick/notebooks.log 2>&1 & nbs=$$!; \
+	$$run tests --ignore=tests/test_browser.py -q; status=$$?; \
+	wait $$nbs; nbs_status=$$?; \
+	echo; echo "== tests/test_browser.py and notebooks/ through nbval (run alongside; exit $$nbs_status)"; \
+	cat $$quick/notebooks.log; rm -rf $$quick; [ $$status -eq 0 ] && [ $$nbs_status -eq 0 ]
 
 # as root (e.g. in a container) jupyter refuses to start without --allow-root
 lab: $(STAMP)

@@ -77,7 +77,8 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert "make test" in commands
     assert "make test" in (ROOT / "README.md").read_text()
     test_recipe = _recipe("test")
-    assert "DGSP_QUICK=1" in test_recipe and "--nbval-lax" in test_recipe and "tests notebooks" in test_recipe
+    assert "DGSP_QUICK=1" in test_recipe and "notebooks --nbval-lax" in test_recipe
+    assert "tests/test_browser.py notebooks" in test_recipe and "tests --ignore=tests/test_browser.py" in test_recipe
 
 
 def test_browser_test_dependencies_are_declared():
