@@ -56,9 +56,10 @@ course: $(STAMP)
 # Every process of one test run (pytest, the browser test's kernels, nbval's kernels) shares one fresh quick-mode
 # folder (DGSP_QUICK_DIR), so a quick model trained once is loaded by content key afterwards; removed at the end.
 # Two pytest processes run side by side: the unit tests, and the browser test followed by nbval (its output follows
-# theirs). On two cores a fresh clone's make test took 861 s with the browser test alone in the second process,
-# 1,109 s with everything in one. Each process keeps to one thread (OMP_NUM_THREADS=1): two processes with torch's
-# two threads each on two cores slow tiny models badly. make lab and make course keep torch's default.
+# theirs). On two cores a fresh clone's make test took 841 s so, setup included (the unit tests 458 s, the browser
+# test and nbval 746 s), against 1,109 s in one process. Each process keeps to one thread (OMP_NUM_THREADS=1): two
+# processes with torch's two threads each on two cores slow tiny models badly. make lab and make course keep torch's
+# default.
 test: $(STAMP)
 	@quick=$$(mktemp -d -t dgsp-test-XXXXXX); \
 	run="env -u DGSP_PUBLISH MPLBACKEND=Agg DGSP_QUICK=1 DGSP_NO_DOWNLOAD=1 OMP_NUM_THREADS=1 DGSP_QUICK_DIR=$$quick \
