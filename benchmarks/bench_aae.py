@@ -105,7 +105,7 @@ def main() -> None:
     if "prior" in args.parts or "samples" in args.parts:
         x_eval, = dgsp.data.random_subset(x_test, n=dgsp.by_mode(5000, 1000))  # as notebook 04's test codes
         x_first = x_test[:len(x_eval)]  # the first half of full MNIST's test split: cleaner digits (random_subset)
-        x_seen, = dgsp.data.random_subset(x_train, n=len(x_eval), seed=1)  # q(z) of eq. 1 itself, for comparison
+        x_seen, = dgsp.data.random_subset(x_train, n=len(x_eval), seed=1)  # q(z) of Sec. 2 itself, for comparison
         plain, seconds["plain_ae"] = timed(recipes.mnist_aae, adversarial=False, dataset=dataset, epochs=args.epochs_2d)
         z_plain = metrics.map_batches(plain.encode, x_eval)
         z_plain_seen = metrics.map_batches(plain.encode, x_seen)

@@ -4,10 +4,11 @@
     models (dgsp.recipes.mnist_robust_ae: Fisher AE, VAE, WAE-GAN, WAE-MMD; same networks, d = 8):
     1. the Fisher AE's normalised BCE at sigma^2 = 0.2 and 0.5 is below the VAE's and the WAE-GAN's (Figure 1);
     2. its NMI at sigma^2 = 0.5 (t-SNE of the codes, k-means, 10 clusters; Figure 3) is above both;
-    3. its samples (SVGD from the learned prior, step 1e-3, 15,000 iterations) have a Fréchet distance, in the course
-       classifier's features, no worse than the VAE's and the WAE-GAN's. Beside the paper's protocol: the learned
-       prior sampled exactly (it factorises: inverse CDF per coordinate), and an FPE (K = 4) fitted to the training
-       codes after training by score matching, sampled exactly.
+    3. its samples (SVGD from the learned prior, step 1e-3, 15,000 iterations, the plain steps of Liu and Wang's
+       Algorithm 1; notebook 06 §6 gives one run with the adaptive steps of their code) have a Fréchet distance,
+       in the course classifier's features, no worse than the VAE's and the WAE-GAN's. Beside the paper's
+       protocol: the learned prior sampled exactly (it factorises: inverse CDF per coordinate), and an FPE (K = 4)
+       fitted to the training codes after training by score matching, sampled exactly.
     Each is printed as HOLDS / DOES NOT HOLD. The samples' Fréchet distances of the earlier lectures' models
     (lecture 2's VAE, lecture 3's GANs, lecture 5's BiGAN) are measured beside them with the same protocol.
 (b) Score matching: closed form and L-BFGS with autograd agree to 1e-4 in eta; SVGD's mean and covariance with 500

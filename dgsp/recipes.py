@@ -165,7 +165,7 @@ def mnist_gan(kind: str, dataset: str | None = None, epochs: int | None = None):
 # Longer runs do not reach the factor 10 (screened 2026-12-02, one seed, MMD² after every epoch): with
 # x0.85 per epoch for 15 epochs the mixture stays between 0.0045 and 0.0065 from epoch 9 on (the plain AE: 0.021),
 # the swiss roll between 0.014 and 0.019, and the Gaussian jumps between 0.007 and 0.029. Two causes show up:
-# (1) the codes of training digits, the q(z) of eq. 1 that the adversary sees, often fit better than those of test
+# (1) the codes of training digits, the q(z) of Sec. 2 that the adversary sees, often fit better than those of test
 # digits (Gaussian 0.0045 against 0.029 after those 15 epochs; mixture 0.0037 against 0.0071 after 6, but 0.0043
 # against 0.0037 in another run). It is not memorisation: trained on 50,000 training digits for 6 epochs, the AAE
 # scores the 5,000 held-out ones like the seen ones (Gaussian 0.0025 and 0.0028, test digits 0.010; mixture 0.0052
@@ -183,8 +183,11 @@ def mnist_gan(kind: str, dataset: str | None = None, epochs: int | None = None):
 #   swiss roll, first 5,000:              .0078 .0204 .0150 .0170 .0143 .0120  (plain .058)
 #               last 5,000:               .0102 .0038 .0071 .0070 .0048 .0070  (plain .095)
 #               a uniform 5,000:          .0027 .0072 .0062 .0070 .0047 .0044  (plain .075)
-# Lecture 4 and bench_aae now score a uniform sample. An R1 penalty of weight 1 on the code discriminator (the same
-# screen, first 5,000) gave 0.0095, 0.0198 and 0.0098 after 6 epochs: no steadier, so the recipe has none.
+# Lecture 4 and bench_aae now score a uniform sample. The same seeded recipe on two CPUs gives plain-AE/AAE factors
+# of 58, 21 and 17 (2026-12-04) and 11, 43 and 8.2 (2026-12-05, Gaussian, ring, swiss roll): read them as
+# uncertain to a factor of two or more, and the swiss roll's target of 10 as met on one machine, not the other.
+# An R1 penalty of weight 1 on the code discriminator (the same screen, first 5,000) gave 0.0095, 0.0198 and 0.0098
+# after 6 epochs: no steadier, so the recipe has none.
 AAE_2D = dict(hidden=(256, 256), disc_hidden=(256, 256), recon_lr=1e-3, reg_lr=2e-3, betas=(0.5, 0.9), lr_decay=0.75)
 # The label-aware models (Sec. 4-6): 784-512-512 MLPs (the paper's are 1000-1000: twice the time per epoch).
 # Semi-supervised, 100 labels, test error after 3 epochs: reg_lr 1e-4 16.2%, 1e-3 14.8%, 3e-4 with
@@ -527,8 +530,8 @@ def mnist_robust_ae(kind: str, dataset: str | None = None, epochs: int | None = 
 # Lecture 6's toys: score matching in 1-D and SVGD in 2-D, both on lecture 2's bimodal densities (dgsp.divergences).
 SCORE_MATCHING_ORDER = 4
 # SVGD's particles against the grid integrals (2026-12-04; about 9 ms a step on a CPU): mean error 6.1% of sqrt(tr Cov)
-# after 500 steps (quick mode), 3.0% after 2,000, 2.1% after 8,000; covariance error 0.75%, 0.84%, 0.74%; share in the
-# left mode (truth 60%) 56.4%, 57.6%, 58.2%.
+# after 500 steps (quick mode), 3.0% after 2,000, 2.1% after 8,000; covariance error 0.75%, 0.84%, 0.74%; share of
+# particles with x_1 < 0 (the density's: 59.5%) 56.4%, 57.6%, 58.2%.
 SVGD_TOY = dict(n=500, steps=by_mode(2000, 500), step_size=0.2)
 
 

@@ -233,9 +233,12 @@ def svgd_direction(x: torch.Tensor, score: torch.Tensor, bandwidth: float | torc
 
 
 def svgd(score_fn: Score, x0: torch.Tensor, steps: int, step_size: float, bandwidth: float | str = "median",
-         every: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+         every: int = 0, adaptive: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Move the particles x0 (n, d) ``steps`` times along phi (Algorithm 1 of Liu and Wang 2016, plain steps of
     ``step_size``); the bandwidth is recomputed by the median rule at each step unless a number is given.
+    ``adaptive=True`` scales each coordinate's step as Liu and Wang's released code does ("adagrad with
+    momentum", an RMSprop rule): v <- 0.9 v + 0.1 phi^2 (v = phi^2 at the first step), x <- x + step_size *
+    phi / (1e-6 + sqrt(v)), so a particle moves about ``step_size`` per step whatever the scale of phi.
     Returns the final particles and, if ``every`` > 0, snapshots every ``every`` steps (the first is x0)."""
     x = _rows(x0, "svgd").detach().clone()
     if steps < 0 or step_size <= 0:
@@ -243,8 +246,13 @@ def svgd(score_fn: Score, x0: torch.Tensor, steps: int, step_size: float, bandwi
     if isinstance(bandwidth, str) and bandwidth != "median":
         raise ValueError(f"bandwidth must be a number or 'median', got {bandwidth!r}")
     trail = [x.clone()] if every else []
+    v = None  # the running mean of phi^2 (adaptive steps only)
     for t in range(1, steps + 1):
-        x = x + step_size * svgd_direction(x, score_fn(x), bandwidth)
+        phi = svgd_direction(x, score_fn(x), bandwidth)
+        if adaptive:
+            v = phi ** 2 if v is None else 0.9 * v + 0.1 * phi ** 2
+            phi = phi / (1e-6 + v.sqrt())
+        x = x + step_size * phi
         if every and t % every == 0:
             trail.append(x.clone())
     check_finite_rows(x, "the SVGD particles (lower the step size)")

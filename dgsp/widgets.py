@@ -348,15 +348,17 @@ def gan_explorer(toy: str = "ring8", steps: int = PLAYGROUND["steps"]):
 @torch.no_grad()
 def aae_code_panel(runs: dict[tuple[str, str], torch.nn.Module], x: torch.Tensor, labels: torch.Tensor,
                    prior: str, posterior: str, seed: int = 0) -> dict[str, Any]:
-    """The 2-D codes of the images ``x`` under the trained AAE ``runs[(prior, posterior)]``, with as many seeded
-    draws of its prior and the MMD² between the two (:func:`dgsp.metrics.mmd2`, median bandwidth).
+    """The 2-D codes of the images ``x`` under the trained AAE ``runs[(prior, posterior)]`` (one seeded draw of
+    q(z|x) each: the codes the adversary matched to the prior), with as many seeded draws of its prior and the MMD²
+    between the two (:func:`dgsp.metrics.mmd2`, median bandwidth).
     Nothing is trained here: ``runs`` holds models already trained (e.g. by ``dgsp.recipes.mnist_aae``)."""
     from dgsp.metrics import map_batches, mmd2
 
     if (prior, posterior) not in runs:
         raise ValueError(f"no trained AAE for prior={prior!r}, posterior={posterior!r}; available: {sorted(runs)}")
     model = runs[prior, posterior]
-    z = map_batches(model.encode, x.to(_device_of(model))).cpu()
+    g = torch.Generator().manual_seed(seed + 1)
+    z = map_batches(lambda xb: model.sample_posterior(xb, g), x.to(_device_of(model))).cpu()
     if z.shape[1] != 2:
         raise ValueError(f"the panel draws 2-D codes; this model's code has {z.shape[1]} dimensions")
     draws = model.sample_prior(len(x), torch.Generator().manual_seed(seed)).cpu()

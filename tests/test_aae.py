@@ -290,3 +290,17 @@ def test_gaussian_posterior_exposes_its_log_variance():
     eps = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(out["z"], out["mu"] + sigma * eps, atol=1e-6)  # z is the reparameterised draw
     assert "logvar" not in _small(posterior="deterministic").encode_all(x)
+
+
+def test_sample_posterior_draws_the_codes_the_adversary_sees():
+    x = _images(6)
+    gaussian = _small(posterior="gaussian", z_dim=3)
+    z = gaussian.sample_posterior(x, torch.Generator().manual_seed(0))
+    out = gaussian.encode_all(x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(z, out["z"])  # mu + sigma * eps with the same noise: not the mean that encode returns
+    assert not torch.allclose(z, gaussian.encode(x))
+    deterministic = _small(posterior="deterministic")
+    assert torch.equal(deterministic.sample_posterior(x), deterministic.encode(x))
+    universal = _small(posterior="universal")  # one draw of the encoder's noise, repeatable with a generator
+    a, b = (universal.sample_posterior(x, torch.Generator().manual_seed(3)) for _ in range(2))
+    assert torch.equal(a, b) and not torch.equal(a, universal.sample_posterior(x, torch.Generator().manual_seed(4)))

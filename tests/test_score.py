@@ -82,6 +82,27 @@ def test_svgd_leaves_a_standard_normal_sample_nearly_invariant_and_finds_a_shift
     assert torch.allclose(torch.cov(shifted.T), torch.eye(2, dtype=torch.float64), atol=0.25)
 
 
+def test_adaptive_svgd_steps_like_liu_and_wangs_code():
+    """v = phi^2 at the first step, so each coordinate moves by step_size (times phi's sign); later steps divide
+    by the running RMS of phi."""
+    x0 = torch.randn(50, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    weak = lambda x: -1e-3 * (x - 4.0)  # noqa: E731  N(4, 1000 I): phi is about 1e-3 of a unit score's
+    one, _ = score.svgd(weak, x0, steps=1, step_size=0.01, adaptive=True)
+    phi = score.svgd_direction(x0, weak(x0))
+    assert torch.allclose(one - x0, 0.01 * phi / (1e-6 + phi.abs()), atol=1e-12)
+    second = score.svgd_direction(one, weak(one))  # the second step, by hand
+    v = 0.9 * phi ** 2 + 0.1 * second ** 2
+    two, _ = score.svgd(weak, x0, steps=2, step_size=0.01, adaptive=True)
+    assert torch.allclose(two - one, 0.01 * second / (1e-6 + v.sqrt()), atol=1e-12)
+    # towards N(4, I): 300 adaptive steps of 1e-3 move the mean by 0.3 (one step_size a step, all the way), plain
+    # steps by half that, since 50 particles in 3-D weigh each other's scores by about one half
+    far = lambda x: -(x - 4.0)  # noqa: E731
+    plain, _ = score.svgd(far, x0, steps=300, step_size=1e-3)
+    adaptive, _ = score.svgd(far, x0, steps=300, step_size=1e-3, adaptive=True)
+    assert torch.allclose(adaptive.mean(0) - x0.mean(0), torch.full((3,), 0.3, dtype=torch.float64), atol=0.005)
+    assert float((plain.mean(0) - x0.mean(0)).max()) < 0.2
+
+
 def test_svgd_direction_by_hand_for_two_particles():
     x = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
     s = torch.tensor([[1.0], [-1.0]], dtype=torch.float64)

@@ -2,7 +2,7 @@
 
 An autoencoder whose *aggregated posterior*
 
-    q(z) = ∫ q(z|x) p_d(x) dx                                          (Makhzani et al., eq. 1)
+    q(z) = ∫ q(z|x) p_d(x) dx                                          (Makhzani et al., Sec. 2)
 
 is pushed towards a prior p(z) by a GAN played on the codes: a discriminator D tells codes of data
 apart from draws of p(z), and the encoder, acting as D's generator, learns to fool it. Every minibatch
@@ -268,6 +268,13 @@ class AAE(Model):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The code of each image: the mean of q(z|x) (with a universal posterior, one draw of η)."""
         return self.encode_all(x)["mu"]
+
+    @torch.no_grad()
+    def sample_posterior(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One draw z ~ q(z|x) for each image: the codes that the adversary sees, whose law over the data is the
+        aggregated posterior q(z) (Sec. 2). For a deterministic encoder this is :meth:`encode`; for a Gaussian
+        one it is μ(x) + σ(x) ε, which is wider than the means alone."""
+        return self.encode_all(x, generator)["z"]
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Pixel probabilities of p(x|z) (and of the one-hot or soft label ``y`` for label-aware models)."""

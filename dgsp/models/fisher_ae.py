@@ -120,12 +120,13 @@ class FPEPrior(nn.Module):
         return torch.stack(cols, 1).to(self.eta)
 
     def sample(self, n: int, steps: int = 15_000, step_size: float = 1e-3,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """n draws by SVGD (Sec. 4): particles from N(0, I), moved ``steps`` times with ``step_size``."""
+               generator: torch.Generator | None = None, adaptive: bool = False) -> torch.Tensor:
+        """n draws by SVGD (Sec. 4): particles from N(0, I), moved ``steps`` times with ``step_size`` (plain steps,
+        or with ``adaptive=True`` the per-coordinate scaling of Liu and Wang's code: :func:`dgsp.score.svgd`)."""
         n = check_count(n, "SVGD moves a set of particles: FPEPrior.sample(n)", least=2)
         z0 = randn_like(torch.empty(n, self.dim, device=self.eta.device), generator)
         with torch.no_grad():
-            z, _ = svgd(self.score, z0, steps=steps, step_size=step_size)
+            z, _ = svgd(self.score, z0, steps=steps, step_size=step_size, adaptive=adaptive)
         return z
 
 
